@@ -1,0 +1,33 @@
+# `make demo` and `make test` create .venv when missing (or when the dependencies
+# changed), install the package with its dev extras under constraints.txt, then run.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: env demo test pytest docs benchmarks clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+demo: env
+	$(BIN)/skshortcut benchmark --out demo-output
+
+pytest: env
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+docs: env
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+test: pytest docs
+
+benchmarks: env
+	$(BIN)/python benchmarks/bench_dfr.py
+
+clean:
+	rm -rf $(VENV) docs/_build demo-output .pytest_cache

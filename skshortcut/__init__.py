@@ -1,0 +1,26 @@
+"""skshortcut: detect, measure and mitigate shortcut learning, the scikit-learn way."""
+
+from ._grouped import GroupedData, unpack_grouped
+from .erm import ERMClassifier
+from .metrics import (
+    group_accuracies,
+    group_balanced_accuracy,
+    group_balanced_scorer,
+    make_group_scorer,
+    worst_group_accuracy,
+    worst_group_scorer,
+)
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ERMClassifier",
+    "GroupedData",
+    "unpack_grouped",
+    "group_accuracies",
+    "group_balanced_accuracy",
+    "group_balanced_scorer",
+    "make_group_scorer",
+    "worst_group_accuracy",
+    "worst_group_scorer",
+]

@@ -1,0 +1,133 @@
+"""``GroupedData``: samples travelling together with their (pseudo-)groups.
+
+scikit-learn pipelines pass only ``X`` from one step to the next. A grouper
+(for example :class:`~skshortcut.ExMapGrouper`) infers pseudo-groups that the
+next step (for example :class:`~skshortcut.DFRRetrainer`) needs, so its
+``transform`` returns a :class:`GroupedData` holding both. Every consumer calls
+:func:`unpack_grouped`, the one place where the two are separated again.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._validation import check_labels
+
+__all__ = ["GroupedData", "unpack_grouped"]
+
+
+class GroupedData:
+    """Samples together with the group of each sample.
+
+    Parameters
+    ----------
+    X : array-like, tensor or torch Dataset
+        What flows on to the next pipeline step, usually embeddings of shape
+        ``(n_samples, n_features)``.
+    groups : array-like of shape (n_samples,)
+        Group label of each sample.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut import GroupedData
+    >>> data = GroupedData(np.zeros((4, 2)), groups=[0, 0, 1, 1])
+    >>> len(data), data[[0, 2]].groups.tolist()
+    (4, [0, 1])
+    """
+
+    def __init__(self, X, groups):
+        groups = check_labels(groups, "groups")
+        if len(X) != len(groups):
+            raise ValueError(
+                f"`X` has {len(X)} samples but `groups` has {len(groups)}; they must be aligned."
+            )
+        self.X = X
+        self.groups = groups
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    @property
+    def shape(self):
+        """Shape of ``X`` when it has one (arrays and tensors)."""
+        return getattr(self.X, "shape", (len(self),))
+
+    def __getitem__(self, index):
+        if isinstance(index, numbers.Integral):
+            return self.X[index], self.groups[index]
+        index = _as_index(index, len(self))
+        return GroupedData(_take(self.X, index), self.groups[index])
+
+    def __repr__(self) -> str:
+        uniq = np.unique(self.groups)
+        return f"GroupedData(n_samples={len(self)}, n_groups={len(uniq)}, X={type(self.X).__name__})"
+
+
+def _as_index(index, n):
+    if isinstance(index, slice):
+        return np.arange(n)[index]
+    index = np.asarray(index)
+    if index.dtype == bool:
+        if index.shape != (n,):
+            raise IndexError(f"Boolean index of shape {index.shape} does not match {n} samples.")
+        return np.flatnonzero(index)
+    return index
+
+
+def _take(X, index):
+    """Row-index arrays, tensors and torch Datasets alike."""
+    if hasattr(X, "shape") and hasattr(X, "__getitem__") and not _is_dataset(X):
+        if hasattr(X, "detach"):  # torch tensor
+            import torch
+
+            return X[torch.as_tensor(index, dtype=torch.long)]
+        return X[index]
+    from torch.utils.data import Subset
+
+    return Subset(X, index.tolist())
+
+
+def _is_dataset(X) -> bool:
+    try:
+        from torch.utils.data import Dataset
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return isinstance(X, Dataset)
+
+
+def unpack_grouped(X, groups=None):
+    """Separate ``X`` and ``groups``, whether or not ``X`` is a :class:`GroupedData`.
+
+    Parameters
+    ----------
+    X : GroupedData or any X
+        The input given to ``fit`` or ``predict``.
+    groups : array-like or None
+        Groups passed explicitly.
+
+    Returns
+    -------
+    X, groups
+        The data and the groups (``None`` if neither source had any).
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is a :class:`GroupedData` and ``groups`` is also given but differs
+        from the groups it carries: a silent choice between the two would hide a bug.
+    """
+    if isinstance(X, GroupedData):
+        if groups is not None:
+            groups = check_labels(groups, "groups")
+            if len(groups) != len(X.groups) or not np.array_equal(groups, X.groups):
+                raise ValueError(
+                    "`groups` was passed explicitly but differs from the groups carried by the "
+                    "GroupedData input; pass only one of them."
+                )
+        return X.X, X.groups
+    if groups is not None:
+        groups = check_labels(groups, "groups")
+    return X, groups
