@@ -2,6 +2,7 @@
 
 from ._grouped import GroupedData, unpack_grouped
 from .erm import ERMClassifier
+from .retraining import DFRRetrainer
 from .metrics import (
     group_accuracies,
     group_balanced_accuracy,
@@ -14,6 +15,7 @@ from .metrics import (
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "DFRRetrainer",
     "ERMClassifier",
     "GroupedData",
     "unpack_grouped",
