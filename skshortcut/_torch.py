@@ -418,7 +418,7 @@ def as_base_model(estimator, X=None, *, head: str | None = None, device="auto") 
     elif hasattr(estimator, "module_") and isinstance(getattr(estimator, "module_", None), nn.Module):
         module = estimator.module_
         classes = getattr(estimator, "classes_", None)
-    elif hasattr(estimator, "module") and not hasattr(estimator, "initialized_"):
+    elif hasattr(estimator, "module") and not getattr(estimator, "initialized_", False):
         raise TypeError(f"The {type(estimator).__name__} passed as `estimator` is not fitted; fit it first.")
     else:
         raise TypeError(
