@@ -28,3 +28,18 @@ def tiny_images():
     X = rng.rand(96, 3, 12, 12).astype("float32") * 0.5
     X[:, 0] += 0.5 * y[:, None, None]
     return X, y
+
+
+@pytest.fixture(scope="session")
+def default_benchmark():
+    """Context of ``skshortcut benchmark``'s default data set at seed 0, with its ERM model trained.
+
+    Session-scoped so that every end-to-end test on the default benchmark shares one ERM
+    training. Methods registered in :mod:`skshortcut.bench` run on it as ``METHODS[name].run(ctx)``.
+    """
+    from skshortcut.bench import DATASETS, BenchmarkContext
+
+    data = DATASETS["colored-digits"].make(0, 1.0)
+    ctx = BenchmarkContext("colored-digits", data, seed=0, device="auto", out=None)
+    ctx.erm  # noqa: B018 - trains the shared ERM model once
+    return ctx
