@@ -2,6 +2,7 @@
 
 from ._grouped import GroupedData, unpack_grouped
 from .erm import ERMClassifier
+from .generative.chroma_vae import ChromaVAEClassifier
 from .retraining import DFRRetrainer
 from .metrics import (
     group_accuracies,
@@ -15,6 +16,7 @@ from .metrics import (
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ChromaVAEClassifier",
     "DFRRetrainer",
     "ERMClassifier",
     "GroupedData",

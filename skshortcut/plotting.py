@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_group_accuracies", "plot_images"]
+__all__ = [
+    "plot_group_accuracies",
+    "plot_images",
+    "plot_partial_reconstructions",
+    "plot_latent_shift",
+]
 
 
 def _figure(figsize):
@@ -106,4 +111,135 @@ def plot_images(X, *, labels=None, n_cols=8, max_images=32, title=None):
             ax.set_title(str(labels[i]), fontsize=7)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def _as_hwc(img):
+    img = np.asarray(img, dtype=float)
+    if img.ndim == 3:
+        img = np.moveaxis(img, 0, -1)
+        if img.shape[-1] == 1:
+            img = img[..., 0]
+    return np.clip(img, 0, 1)
+
+
+def _fraction_label(z_p):
+    from fractions import Fraction
+
+    frac = Fraction(float(z_p)).limit_denominator(16)
+    return f"{frac.numerator}/{frac.denominator}" if abs(float(frac) - z_p) < 1e-9 else f"{z_p:g}"
+
+
+def plot_partial_reconstructions(estimators, x, *, n_samples=6, random_state=0, title=None):
+    """Partial reconstructions of one image for several ``(dim_z, z_p)``, as in Chroma-VAE's Table 3.
+
+    Each cell shows, for one fitted :class:`~skshortcut.ChromaVAEClassifier`,
+    ``n_samples`` samples of ``x~1 = D([mu(x)_1, eps])`` (top row, Eq. 3) and
+    of ``x~2 = D([eps, mu(x)_2])`` (bottom row, Eq. 4). Rows are ``dim(z)``,
+    columns ``z_p``. Where the shortcut is isolated, the top row keeps the
+    shortcut and varies the rest, and the bottom row keeps the core feature
+    with a varying shortcut.
+
+    Parameters
+    ----------
+    estimators : dict or list
+        Fitted ChromaVAEClassifier models, as ``{(dim_z, z_p): model}`` or a
+        list (their ``dim_z`` and ``z_p`` place them).
+    x : array of shape (channels, height, width)
+        The image.
+    n_samples : int, default=6
+    random_state : int, default=0
+        Seeds the noise (the same for every cell).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut import ChromaVAEClassifier
+    >>> from skshortcut.plotting import plot_partial_reconstructions
+    >>> X = np.random.RandomState(0).rand(40, 3, 8, 8).astype("float32")
+    >>> y = np.arange(40) % 2
+    >>> models = [ChromaVAEClassifier(dim_z=d, z_p=0.5, max_epochs=1, random_state=0).fit(X, y) for d in (2, 4)]
+    >>> fig = plot_partial_reconstructions(models, X[0], n_samples=2)
+    >>> len(fig.axes)
+    3
+    """
+    items = list(estimators.items()) if isinstance(estimators, dict) else [((m.dim_z, m.z_p), m) for m in estimators]
+    if not items:
+        raise ValueError("`estimators` holds no fitted models to plot.")
+    x = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float32)
+    if x.ndim != 3:
+        raise ValueError(f"`x` must be one image of shape (channels, height, width); got shape {x.shape}.")
+    dims = sorted({k[0] for k, _ in items})
+    zps = sorted({k[1] for k, _ in items})
+    fig = _figure((1.0 + 0.55 * n_samples * len(zps), 0.4 + 1.25 * len(dims) + (0.4 if title else 0)))
+    grid = fig.add_gridspec(len(dims), len(zps) + 1, width_ratios=[0.22 * n_samples] + [n_samples] * len(zps))
+    ax0 = fig.add_subplot(grid[:, 0])
+    ax0.imshow(_as_hwc(x))
+    ax0.set_title("original", fontsize=8)
+    ax0.set_axis_off()
+    for (dim_z, z_p), model in items:
+        r, c = dims.index(dim_z), zps.index(z_p)
+        x1 = model.partial_reconstructions(x[None], keep="z1", n_samples=n_samples, random_state=random_state)[0]
+        x2 = model.partial_reconstructions(x[None], keep="z2", n_samples=n_samples, random_state=random_state)[0]
+        rows = [np.concatenate([_as_hwc(s) for s in xs], axis=1) for xs in (x1, x2)]
+        ax = fig.add_subplot(grid[r, c + 1])
+        ax.imshow(np.concatenate(rows, axis=0), cmap="gray" if rows[0].ndim == 2 else None)
+        ax.set_xticks([])
+        ax.set_yticks([x.shape[1] / 2, 1.5 * x.shape[1]])
+        ax.set_yticklabels(["x~1", "x~2"], fontsize=7)
+        if r == 0:
+            ax.set_title(f"z_p = {_fraction_label(z_p)}", fontsize=9)
+        if c == 0:
+            ax.set_ylabel(f"dim(z) = {dim_z}", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_latent_shift(shift, n_z1, *, ax=None, title=None):
+    """Bar plot of the per-dimension latent shift, ``z1`` and ``z2`` coloured apart (Chroma-VAE, figure 4c).
+
+    Parameters
+    ----------
+    shift : array of shape (dim_z,)
+        ``mean |mu(x)_d - mu(x')_d|`` from
+        :meth:`~skshortcut.ChromaVAEClassifier.latent_shift`, where ``x'`` is
+        ``x`` with the suspected shortcut changed.
+    n_z1 : int
+        Number of ``z1`` dimensions (the fitted model's ``dim_z1_``).
+    ax : matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from skshortcut.plotting import plot_latent_shift
+    >>> fig = plot_latent_shift([1.2, 0.9, 0.1, 0.05, 0.1, 0.2], n_z1=2)
+    >>> len(fig.axes)
+    1
+    """
+    shift = np.asarray(shift, dtype=float).ravel()
+    if not 0 < n_z1 < len(shift):
+        raise ValueError(f"`n_z1` must be between 1 and {len(shift) - 1} for {len(shift)} dimensions; got {n_z1}.")
+    if ax is None:
+        fig = _figure((max(4.0, 0.18 * len(shift) + 1.5), 2.8))
+        ax = fig.add_subplot(1, 1, 1)
+    else:
+        fig = ax.figure
+    idx = np.arange(len(shift))
+    ax.bar(idx[:n_z1], shift[:n_z1], color="tab:red", label=f"z1 ({n_z1} dims)")
+    ax.bar(idx[n_z1:], shift[n_z1:], color="tab:blue", label=f"z2 ({len(shift) - n_z1} dims)")
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel("mean |mu(x) - mu(x')|")
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
     return fig

@@ -1,0 +1,3 @@
+"""Generative methods against shortcut learning."""
+
+from .chroma_vae import ChromaVAEClassifier
