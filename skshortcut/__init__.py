@@ -3,7 +3,7 @@
 from ._grouped import GroupedData, unpack_grouped
 from .erm import ERMClassifier
 from .generative.chroma_vae import ChromaVAEClassifier
-from .retraining import DFRRetrainer
+from .retraining import DFRRetrainer, MaskAndCombineRetrainer
 from .metrics import (
     group_accuracies,
     group_balanced_accuracy,
@@ -20,6 +20,7 @@ __all__ = [
     "DFRRetrainer",
     "ERMClassifier",
     "GroupedData",
+    "MaskAndCombineRetrainer",
     "unpack_grouped",
     "group_accuracies",
     "group_balanced_accuracy",

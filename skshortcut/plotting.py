@@ -11,6 +11,7 @@ import numpy as np
 __all__ = [
     "plot_group_accuracies",
     "plot_images",
+    "plot_mask_and_combine",
     "plot_partial_reconstructions",
     "plot_latent_shift",
 ]
@@ -242,4 +243,92 @@ def plot_latent_shift(shift, n_z1, *, ax=None, title=None):
     ax.legend(fontsize="small")
     if title:
         ax.set_title(title)
+    return fig
+
+
+def plot_mask_and_combine(X, masks, y, *, n_samples=6, random_state=0, title=None):
+    """Mask-and-Combine at a glance: original, mask, removed and combined images.
+
+    One column per sample, one row per stage of Mask-and-Combine: the
+    original image, its top-K XGradCAM mask, the removed image of Eq. 1 and
+    the combined image of Eq. 2 (its core with the non-core part of a sample
+    of another class). The shown samples form the batch: ``b`` is their
+    per-channel mean and the partners are drawn among them.
+
+    Parameters
+    ----------
+    X : ndarray or tensor of shape (n, channels, height, width)
+        Images in [0, 1].
+    masks : ndarray of shape (n, height, width)
+        Their masks (for example :meth:`MaskAndCombineRetrainer.compute_masks`).
+    y : array-like of shape (n,)
+        Labels (partners of Eq. 2 are of another class).
+    n_samples : int, default=6
+        Columns; the samples alternate between classes where possible.
+    random_state : int or None, default=0
+        Which samples, and their partners.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut.plotting import plot_mask_and_combine
+    >>> X = np.random.RandomState(0).rand(4, 3, 8, 8)
+    >>> masks = np.zeros((4, 8, 8), bool); masks[:, 2:6, 2:6] = True
+    >>> fig = plot_mask_and_combine(X, masks, [0, 1, 0, 1], n_samples=4)
+    >>> len(fig.axes)
+    16
+    """
+    from sklearn.utils import check_random_state
+
+    from .retraining.mask_and_combine import draw_partners, masked_combination, masked_removal
+
+    X = np.asarray(X.detach().cpu() if hasattr(X, "detach") else X, dtype=np.float32)
+    masks = np.asarray(masks).astype(bool)
+    y = np.asarray(y)
+    if X.ndim != 4 or masks.shape != (X.shape[0],) + X.shape[2:] or y.shape != (X.shape[0],):
+        raise ValueError(
+            "`X` (n, channels, height, width), `masks` (n, height, width) and `y` (n,) must be aligned; got "
+            f"{X.shape}, {masks.shape} and {y.shape}."
+        )
+    if n_samples < 1:
+        raise ValueError(f"`n_samples` must be >= 1, got {n_samples}.")
+    rng = check_random_state(random_state)
+    by_class = [rng.permutation(np.flatnonzero(y == c)).tolist() for c in np.unique(y)]
+    chosen = []
+    while len(chosen) < min(n_samples, len(y)):
+        for members in by_class:
+            if members and len(chosen) < n_samples:
+                chosen.append(members.pop())
+    idx = np.array(chosen)
+    xb, mb, yb = X[idx], masks[idx], y[idx]
+    partners = draw_partners(yb, rng)
+    partners = np.where(partners >= 0, partners, np.arange(len(yb)))
+    rows = [
+        ("original", xb),
+        ("mask", np.repeat(mb[:, None].astype(np.float32), 3, axis=1)),
+        ("removed (Eq. 1)", masked_removal(xb, mb)),
+        ("combined (Eq. 2)", masked_combination(xb, mb, partners)),
+    ]
+    n = len(idx)
+    fig = _figure((1.3 * n + 1.2, 1.3 * 4 * X.shape[2] / max(X.shape[3], 1) * 0.8 + (0.4 if title else 0)))
+    for r, (name, imgs) in enumerate(rows):
+        for c in range(n):
+            ax = fig.add_subplot(4, n, r * n + c + 1)
+            img = np.moveaxis(np.clip(imgs[c], 0, 1), 0, -1)
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(name, fontsize=7)
+            if r == 0:
+                ax.set_title(f"y={yb[c]}", fontsize=7)
+            if r == 3:
+                ax.set_xlabel(f"+ non-core of y={yb[partners[c]]}", fontsize=6)
+    if title:
+        fig.suptitle(title)
     return fig

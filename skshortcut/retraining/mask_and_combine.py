@@ -623,6 +623,13 @@ class MaskAndCombineRetrainer(AutoDeviceMixin, NeuralNetClassifier):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ skorch hooks
+    def __setattr__(self, name, attr):
+        # The base model and the CAM layer are parameters, not components skorch trains or moves.
+        if name in ("estimator", "estimator_", "layer"):
+            object.__setattr__(self, name, attr)
+            return
+        super().__setattr__(name, attr)
+
     @property
     def _default_callbacks(self):
         callbacks = [
@@ -765,7 +772,9 @@ class MaskAndCombineRetrainer(AutoDeviceMixin, NeuralNetClassifier):
     def _check_params(self):
         for name in ("alpha", "beta"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v < 0:
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise TypeError(f"`{name}` must be a real number >= 0; got {type(v).__name__}.")
+            if not np.isfinite(v) or v < 0:
                 raise ValueError(f"`{name}` must be a finite real number >= 0; got {v!r}.")
         if self.cam_target not in ("label", "predicted"):
             raise ValueError(f"`cam_target` must be 'label' or 'predicted'; got {self.cam_target!r}.")

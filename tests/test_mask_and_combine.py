@@ -1,0 +1,210 @@
+"""MaskAndCombineRetrainer: sklearn contract, skorch training, caching, model selection."""
+
+import numpy as np
+import pytest
+import sklearn
+import torch
+from sklearn.base import clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import GridSearchCV, PredefinedSplit
+from torch.utils.data import TensorDataset
+
+from skshortcut import ERMClassifier, MaskAndCombineRetrainer, worst_group_scorer
+from skshortcut.retraining import mask_and_combine as mac_module
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """Class = a bright blob on the left half; a spurious bright blob on the right half."""
+    rng = np.random.RandomState(0)
+    n = 96
+    y = np.arange(n) % 2
+    spurious = np.where(rng.rand(n) < 0.9, y, 1 - y)
+    X = rng.rand(n, 3, 12, 12).astype("float32") * 0.2
+    X[:, :, 4:8, 1:5] += 0.7 * y[:, None, None, None]
+    X[:, :, 4:8, 7:11] += 0.7 * spurious[:, None, None, None]
+    groups = y * 2 + spurious
+    labels = np.array(["cat", "dog"])[y]
+    erm = ERMClassifier(max_epochs=3, module__width=8, random_state=0, device="cpu").fit(X, labels)
+    return X, labels, groups, erm
+
+
+def small(erm, **kw):
+    params = dict(max_epochs=2, random_state=0, device="cpu", embed_batch_size=64)
+    params.update(kw)
+    return MaskAndCombineRetrainer(FrozenEstimator(erm), **params)
+
+
+def test_fit_predict_keeps_user_labels_and_history(toy):
+    X, y, g, erm = toy
+    mac = small(erm, validation_data=(X, y, g)).fit(X, y)
+    pred = mac.predict(X)
+    assert pred.dtype.kind == "U" and set(pred) <= {"cat", "dog"}
+    proba = mac.predict_proba(X)
+    assert proba.shape == (len(X), 2) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    assert list(mac.classes_) == ["cat", "dog"]
+    assert 0.0 <= mac.score(X, y) <= 1.0
+    h = mac.history
+    for key in ("train_loss", "train_loss_ce", "train_loss_rmv", "train_loss_comb", "valid_wga", "dur"):
+        assert len(h[:, key]) == 2
+    # Eq. 6: the epoch loss is the weighted sum of its terms
+    ce, rmv, comb = (np.array(h[:, k]) for k in ("train_loss_ce", "train_loss_rmv", "train_loss_comb"))
+    np.testing.assert_allclose(h[:, "train_loss"], ce + 2.0 * rmv + 3.0 * comb, rtol=1e-5)
+    assert mac.best_epoch_ in (1, 2)
+    assert mac.best_score_ == pytest.approx(max(h[:, "valid_wga"]))
+    assert mac.mask_pixels_ == round(0.3 * 144)
+    assert not hasattr(mac, "train_cache_")
+
+
+def test_best_epoch_head_is_kept(toy, monkeypatch):
+    X, y, g, erm = toy
+    mac = small(erm, max_epochs=4, lr=0.05, validation_data=(X, y, g)).fit(X, y)
+    wga = mac.history[:, "valid_wga"]
+    assert mac.best_epoch_ == int(np.argmax(wga)) + 1
+    # the kept head reproduces the best epoch's validation worst-group accuracy
+    from skshortcut import worst_group_accuracy
+
+    assert worst_group_accuracy(y, mac.predict(X), groups=g) == pytest.approx(max(wga))
+
+
+def test_random_state_makes_fits_reproducible(toy):
+    X, y, g, erm = toy
+    a = small(erm).fit(X, y).predict_proba(X)
+    b = small(erm).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_masks_are_cached_once_not_recomputed_per_epoch(toy, monkeypatch):
+    X, y, g, erm = toy
+    calls = []
+    original = MaskAndCombineRetrainer._xgradcam
+
+    def counting(self, X_, target):
+        calls.append(len(X_))
+        return original(self, X_, target)
+
+    monkeypatch.setattr(MaskAndCombineRetrainer, "_xgradcam", counting)
+    small(erm, max_epochs=3).fit(X, y)
+    assert sum(calls) == len(X)  # once per sample
+    calls.clear()
+    small(erm, max_epochs=3, cache_masks=False).fit(X, y)
+    assert sum(calls) == 3 * len(X)  # every sample, every epoch
+
+
+def test_cached_and_recomputed_masks_train_the_same_head(toy):
+    X, y, g, erm = toy
+    # tie-breaking draws differ between the two paths, so compare with ties impossible: top_k=all pixels
+    a = small(erm, top_k=1.0).fit(X, y).predict_proba(X)
+    b = small(erm, top_k=1.0, cache_masks=False).fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_compute_masks_and_table(toy):
+    X, y, g, erm = toy
+    mac = small(erm, top_k=20).fit(X, y)
+    masks, heat = mac.compute_masks(X[:10], y[:10], return_heatmaps=True)
+    assert masks.shape == (10, 12, 12) and masks.dtype == bool
+    assert (masks.sum(axis=(1, 2)) == 20).all()
+    assert heat.shape == (10, 12, 12)
+    region = np.zeros((12, 12), bool)
+    region[:, :6] = True
+    table = mac_module.mask_region_table(masks, region, g[:10], heatmaps=heat)
+    for row in table.values():
+        assert row["mask_on_core"] + row["mask_on_spurious"] == pytest.approx(1.0)
+
+
+def test_module_options_and_class_balance(toy):
+    X, y, g, erm = toy
+    base = small(erm, alpha=0.0, beta=0.0, max_epochs=1, lr=1e-12).fit(X, y)
+    # a head started from the base model's head and barely trained predicts as the base model
+    np.testing.assert_array_equal(base.predict(X), erm.predict(X))
+    fresh = small(erm, module="fresh").fit(X, y)
+    assert isinstance(fresh.module_, torch.nn.Linear)
+    custom = small(erm, module=torch.nn.Linear, module__in_features=erm.module_.fc.in_features, module__out_features=2)
+    custom.fit(X, y)
+    keep = np.r_[np.flatnonzero(y == "cat"), np.flatnonzero(y == "dog")[:20]]
+    bal = small(erm, class_balanced=True).fit(X[keep], y[keep])
+    assert bal.history[-1, "train_batch_count"] == 2  # 40 balanced samples in batches of 32
+
+
+def test_works_on_datasets_and_tensors(toy):
+    X, y, g, erm = toy
+    y_idx = (y == "dog").astype(int)
+    ds = TensorDataset(torch.from_numpy(X), torch.from_numpy(y_idx))
+    # an nn.Module base model: its logits are taken to be the sorted classes (0, 1)
+    params = dict(max_epochs=2, random_state=0, device="cpu")
+    mac = MaskAndCombineRetrainer(erm.module_, validation_data=(ds, None, g), class_balanced=True, **params).fit(ds)
+    assert mac.predict(ds).shape == (len(X),)
+    mac_t = MaskAndCombineRetrainer(erm.module_, **params).fit(torch.from_numpy(X), y_idx)
+    assert set(mac_t.predict(torch.from_numpy(X))) <= {0, 1}
+
+
+def test_estimator_none_fits_erm_first(toy):
+    X, y, g, _ = toy
+    mac = MaskAndCombineRetrainer(max_epochs=1, random_state=0, device="cpu", top_k=0.5,
+                                  estimator=None).set_params(embed_batch_size=96)
+    mac.fit(X, y)
+    assert isinstance(mac.estimator_, ERMClassifier)
+    assert mac.estimator is None
+
+
+def test_nn_module_estimator_is_not_mutated(toy):
+    X, y, g, erm = toy
+    module = erm.module_
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    module.train()
+    mac = MaskAndCombineRetrainer(module, max_epochs=1, random_state=0, device="cpu").fit(X, y)
+    assert module.training
+    for k, v in module.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert mac.predict(X[:3]).shape == (3,)
+
+
+def test_clone_and_grid_search_over_alpha_beta(toy, routing):
+    X, y, g, erm = toy
+    n_train = 64
+    est = small(erm, max_epochs=1, validation_data=(X[n_train:], y[n_train:], g[n_train:]))
+    assert clone(est).get_params()["alpha"] == 2.0
+    cv = PredefinedSplit(np.r_[-np.ones(n_train), np.zeros(len(X) - n_train)])
+    search = GridSearchCV(est, {"alpha": [0.0, 1.0], "beta": [0.0, 2.0]}, scoring=worst_group_scorer, cv=cv, refit=False)
+    search.fit(X, y, groups=g)
+    assert search.best_params_["alpha"] in (0.0, 1.0)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_bad_parameters_raise_named_errors(toy):
+    X, y, g, erm = toy
+    cases = [
+        (dict(alpha=-1.0), ValueError, "`alpha`"),
+        (dict(beta="3"), TypeError, "`beta`"),
+        (dict(cam_target="true"), ValueError, "`cam_target`"),
+        (dict(module="linear"), ValueError, "`module`"),
+        (dict(top_k=0.0), ValueError, "`top_k`"),
+        (dict(top_k=10_000), ValueError, "`top_k`"),
+        (dict(top_k="all"), TypeError, "`top_k`"),
+        (dict(step_size=0), ValueError, "`step_size`"),
+        (dict(gamma=2.0), ValueError, "`gamma`"),
+        (dict(validation_data=(X, y)), ValueError, "`validation_data`"),
+        (dict(validation_data=(X[:5], y, g)), ValueError, "Inconsistent"),
+        (dict(validation_data=(X[:, :, :6], y, g)), ValueError, r"validation_data\[0\]"),
+        (dict(validation_data=(X, np.array(["cow"] * len(X)), g)), ValueError, r"validation_data\[1\]"),
+    ]
+    for params, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            small(erm, **params).fit(X, y)
+    with pytest.raises(ValueError, match="`X` must be images"):
+        small(erm).fit(X[:, 0], y)
+    with pytest.raises(ValueError, match="`y` has a single class"):
+        small(erm).fit(X, np.array(["cat"] * len(X)))
+    with pytest.raises(ValueError, match="Inconsistent"):
+        small(erm).fit(X, y[:10])
+    unfitted = ERMClassifier()
+    with pytest.raises(TypeError, match="FrozenEstimator"):
+        MaskAndCombineRetrainer(unfitted).fit(X, y)
+    with pytest.raises(TypeError, match="FrozenEstimator"):
+        clone(MaskAndCombineRetrainer(erm)).fit(X, y)
+    mac = small(erm, max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="`X` must have images of shape"):
+        mac.predict(X[:, :, :6])
+    with pytest.raises(sklearn.exceptions.NotFittedError):
+        MaskAndCombineRetrainer(erm).predict(X)
