@@ -116,7 +116,11 @@ def main():
     result = {
         "data": {"n": args.n, "d": args.d, "groups": 4, "agreement": 0.9},
         "repeats": args.repeats,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1_5_15_min_at_end": os.getloadavg(),
+        },
         "median_seconds": {k: statistics.median(v) for k, v in times.items()},
         "ratio_to_reference": {k: statistics.median(v) / ref for k, v in times.items()},
         "median_worst_group_accuracy": {k: statistics.median(v) for k, v in wga.items()},
