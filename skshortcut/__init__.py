@@ -2,6 +2,7 @@
 
 from ._grouped import GroupedData, unpack_grouped
 from .erm import ERMClassifier
+from .counterfactual import CFAlignmentScorer, LatentShift, make_alignment_scorer, rectify
 from .generative.chroma_vae import ChromaVAEClassifier
 from .retraining import DFRRetrainer, MaskAndCombineRetrainer
 from .metrics import (
@@ -28,4 +29,8 @@ __all__ = [
     "make_group_scorer",
     "worst_group_accuracy",
     "worst_group_scorer",
+    "CFAlignmentScorer",
+    "LatentShift",
+    "make_alignment_scorer",
+    "rectify",
 ]

@@ -14,6 +14,9 @@ __all__ = [
     "plot_mask_and_combine",
     "plot_partial_reconstructions",
     "plot_latent_shift",
+    "plot_alignment",
+    "plot_alignment_matrix",
+    "plot_counterfactuals",
 ]
 
 
@@ -329,6 +332,191 @@ def plot_mask_and_combine(X, masks, y, *, n_samples=6, random_state=0, title=Non
                 ax.set_title(f"y={yb[c]}", fontsize=7)
             if r == 3:
                 ax.set_xlabel(f"+ non-core of y={yb[partners[c]]}", fontsize=6)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- counterfactual alignment
+def plot_alignment(result, *, sample=0, downstream=None, ax=None, title=None):
+    """Counterfactual alignment plot (figure 5 of Cohen et al., 2024).
+
+    Along the Latent Shift path of one image, every downstream classifier's
+    prediction against the base classifier's. The path runs from the
+    reconstruction (right, base prediction high) to the counterfactual
+    (left); a classifier that moves with the base one is aligned with it,
+    a flat line means it ignores the features the base classifier changed.
+
+    Parameters
+    ----------
+    result : Bunch
+        What :meth:`skshortcut.counterfactual.LatentShift.generate` or
+        :meth:`skshortcut.CFAlignmentScorer.counterfactuals` return
+        (``path_outputs``, ``base_name``, ``downstream_names``); use
+        ``n_path > 2`` for a smooth curve.
+    sample : int, default=0
+        Which image.
+    downstream : list of str, optional
+        Classifiers to draw; default all.
+    ax : matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut.plotting import plot_alignment
+    >>> result = {"base_name": "smiling", "downstream_names": ["eyebrows"],
+    ...           "path_outputs": {"smiling": np.array([[0.9, 0.5, 0.2]]),
+    ...                            "eyebrows": np.array([[0.8, 0.6, 0.4]])}}
+    >>> len(plot_alignment(result).axes[0].lines)
+    2
+    """
+    outputs = result["path_outputs"]
+    base_name = result["base_name"]
+    names = list(result["downstream_names"]) if downstream is None else list(downstream)
+    n = len(outputs[base_name])
+    if not 0 <= sample < n:
+        raise ValueError(f"`sample` must be in [0, {n}); got {sample}.")
+    if ax is None:
+        fig = _figure((4.8, 3.6))
+        ax = fig.add_subplot(1, 1, 1)
+    else:
+        fig = ax.figure
+    base = np.asarray(outputs[base_name][sample])
+    ax.plot(base, base, ls="--", color="grey", lw=1, label=f"{base_name} (base)")
+    for name in names:
+        ax.plot(base, np.asarray(outputs[name][sample]), marker="o", ms=3, label=name)
+    if base[0] > base[-1]:
+        ax.invert_xaxis()
+    ax.set_xlabel(f"{base_name} prediction (base)")
+    ax.set_ylabel("downstream prediction")
+    ax.legend(fontsize="small")
+    ax.set_title(title if title is not None else "counterfactual alignment")
+    return fig
+
+
+def plot_alignment_matrix(table, *, ax=None, annotate=True, vmin=-1.0, vmax=1.0, cmap="RdBu_r", title=None):
+    """The alignment matrix as a heatmap (figure 2a of Cohen et al., 2024).
+
+    Rows are base classifiers, columns downstream classifiers, cells the mean
+    relative change (Eq. 3).
+
+    Parameters
+    ----------
+    table : AlignmentTable or DataFrame
+        Anything with ``values``, ``index`` and ``columns``, such as
+        :meth:`skshortcut.CFAlignmentScorer.alignment_matrix` returns.
+    ax : matplotlib Axes, optional
+    annotate : bool, default=True
+        Write each value in its cell.
+    vmin, vmax : float, default=-1, 1
+    cmap : str, default="RdBu_r"
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut.counterfactual import AlignmentTable
+    >>> from skshortcut.plotting import plot_alignment_matrix
+    >>> t = AlignmentTable(np.eye(2), np.zeros((2, 2)), np.ones((2, 2), int), ["a", "b"], ["a", "b"])
+    >>> len(plot_alignment_matrix(t).axes)  # the heatmap and its colour bar
+    2
+    """
+    values = np.asarray(table.values, dtype=float)
+    index, columns = [str(i) for i in table.index], [str(c) for c in table.columns]
+    if ax is None:
+        fig = _figure((1.0 + 0.9 * len(columns), 0.8 + 0.6 * len(index)))
+        ax = fig.add_subplot(1, 1, 1)
+    else:
+        fig = ax.figure
+    im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(len(columns)))
+    ax.set_xticklabels(columns, rotation=30, ha="right")
+    ax.set_yticks(range(len(index)))
+    ax.set_yticklabels(index)
+    ax.set_xlabel("downstream classifier")
+    ax.set_ylabel("base classifier")
+    if annotate:
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                v = values[i, j]
+                text = "–" if not np.isfinite(v) else f"{v:.2f}"
+                dark = np.isfinite(v) and abs(v) > 0.6 * max(abs(vmin), abs(vmax))
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="relative change")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_counterfactuals(result, *, max_samples=6, show_difference=True, title=None):
+    """Counterfactual image strips: one row per image, from the reconstruction to the counterfactual.
+
+    Parameters
+    ----------
+    result : Bunch
+        What :meth:`skshortcut.counterfactual.LatentShift.generate` or
+        :meth:`skshortcut.CFAlignmentScorer.counterfactuals` return: uses
+        ``path_images`` when present (``return_path_images=True``), else
+        ``reconstructions`` and ``counterfactuals``; captions show the base
+        prediction.
+    max_samples : int, default=6
+    show_difference : bool, default=True
+        Add a last column with ``|counterfactual - reconstruction|`` summed
+        over channels.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut.plotting import plot_counterfactuals
+    >>> result = {"reconstructions": np.zeros((2, 3, 8, 8)), "counterfactuals": np.ones((2, 3, 8, 8)),
+    ...           "base_name": "b", "path_outputs": {"b": np.array([[0.9, 0.2], [0.8, 0.1]])}}
+    >>> len(plot_counterfactuals(result).axes)
+    6
+    """
+    if "path_images" in result:
+        strips = np.asarray(result["path_images"])
+    else:
+        strips = np.stack([np.asarray(result["reconstructions"]), np.asarray(result["counterfactuals"])], axis=1)
+    strips = strips[:max_samples]
+    n, n_path = strips.shape[:2]
+    base = np.asarray(result["path_outputs"][result["base_name"]])[:n] if "path_outputs" in result else None
+    if base is not None and base.shape[1] != n_path:
+        base = base[:, [0, -1]] if n_path == 2 else None
+    n_cols = n_path + int(show_difference)
+    fig = _figure((1.3 * n_cols, 1.4 * n + (0.4 if title else 0)))
+    for i in range(n):
+        for j in range(n_path):
+            ax = fig.add_subplot(n, n_cols, i * n_cols + j + 1)
+            img = strips[i, j]
+            img = np.moveaxis(img, 0, -1) if img.ndim == 3 else img
+            if img.ndim == 3 and img.shape[-1] == 1:
+                img = img[..., 0]
+            ax.imshow(np.clip(img, 0, 1), cmap="gray" if img.ndim == 2 else None)
+            ax.set_axis_off()
+            label = "x0" if j == 0 else ("CF" if j == n_path - 1 else "")
+            if base is not None:
+                label = f"{label} {base[i, j]:.2f}".strip()
+            ax.set_title(label, fontsize=7)
+        if show_difference:
+            ax = fig.add_subplot(n, n_cols, i * n_cols + n_cols)
+            diff = np.abs(strips[i, -1] - strips[i, 0])
+            ax.imshow(diff.sum(0) if diff.ndim == 3 else diff, cmap="magma")
+            ax.set_axis_off()
+            ax.set_title("|CF - x0|", fontsize=7)
     if title:
         fig.suptitle(title)
     return fig
