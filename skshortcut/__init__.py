@@ -4,6 +4,7 @@ from ._grouped import GroupedData, unpack_grouped
 from .erm import ERMClassifier
 from .counterfactual import CFAlignmentScorer, LatentShift, make_alignment_scorer, rectify
 from .generative.chroma_vae import ChromaVAEClassifier
+from .grouping import ExMapGrouper, FeatureClusterGrouper
 from .retraining import DFRRetrainer, MaskAndCombineRetrainer
 from .metrics import (
     group_accuracies,
@@ -20,6 +21,8 @@ __all__ = [
     "ChromaVAEClassifier",
     "DFRRetrainer",
     "ERMClassifier",
+    "ExMapGrouper",
+    "FeatureClusterGrouper",
     "GroupedData",
     "MaskAndCombineRetrainer",
     "unpack_grouped",

@@ -1,0 +1,196 @@
+"""``ExMapGrouper``: pseudo-groups from clustered explanation heatmaps.
+
+Chakraborty, Anders, Heinrich et al., *ExMap: Leveraging Explainability
+Heatmaps for Unsupervised Group Robustness to Spurious Correlations*,
+CVPR 2024.
+"""
+
+from __future__ import annotations
+
+from ..explain import METHODS, attribute
+from ._base import BaseGrouper
+
+__all__ = ["ExMapGrouper"]
+
+
+class ExMapGrouper(BaseGrouper):
+    """ExMap: cluster the base model's heatmaps; pseudo-group = class x cluster.
+
+    The two stages of ExMap (sec. 4, Algorithm 1):
+
+    1. **Heatmaps** (sec. 4.1). For every sample, the relevance of its pixels
+       for the class the base model predicts, by LRP (Eq. 3 on dense layers,
+       the gamma rule on convolutions; :class:`skshortcut.explain.LRP`),
+       downsized bilinearly to ``heatmap_size`` (supplement sec. 2.1), channels
+       kept, flattened and divided by its own maximum absolute value. Computed
+       in batches: memory holds only the downsized heatmaps.
+    2. **Clustering** (sec. 4.2). Global ExMap (``scope="global"``, the paper's
+       choice) clusters all heatmaps at once, by default with spectral
+       clustering on a sparse ``int(ln n)``-nearest-neighbour graph, the number
+       of clusters from the eigengap of the normalised Laplacian and labels by
+       cluster-QR (:class:`~skshortcut.grouping.SpectralEigengap`); the
+       pseudo-group of a sample is then its class x its cluster,
+       ``group = class_index * n_clusters_ + cluster``
+       (:math:`\\hat G = L \\times \\hat A`). Local ExMap (``scope="local"``)
+       clusters each class separately.
+
+    The pseudo-groups go to any method that needs group labels, through a
+    :class:`~skshortcut.GroupedData`: in the paper's workflow
+    ``Pipeline([("groups", ExMapGrouper(estimator=erm)), ("clf", DFRRetrainer())])``
+    fit on the validation split. New samples (``transform``) are assigned to
+    the fitted clusters and take their *predicted* class.
+
+    Parameters
+    ----------
+    estimator : fitted skorch net, nn.Module or None, default=None
+        The base model (ERM). ``None`` fits an :class:`~skshortcut.ERMClassifier`
+        on ``(X, y)`` first. With a plain ``nn.Module`` the logits must be the
+        sorted classes of ``y``.
+    method : {"lrp", "xgradcam", "gradcam", "integrated_gradients", "saliency"}, default="lrp"
+        The attribution method (:func:`skshortcut.explain.attribute`).
+    method_params : dict, optional
+        Parameters of the attribution class (e.g. ``{"gamma": 0.25}``).
+    heatmap_size : None, int or (int, int), default=None
+        Bilinear downsizing of each heatmap (the authors: none for 28 px
+        MNIST, 20 for CelebA, 112 for Waterbirds). ``None`` keeps the input
+        size (CAM methods: the layer's size).
+    heatmap_channels : {"keep", "sum"}, default="keep"
+        Keep the colour channels of the relevance (the authors' choice), or
+        sum them.
+    clustering : {"spectral", "kmeans", "umap_kmeans"} or scikit-learn clusterer, default="spectral"
+        ``"kmeans"``: KMeans with 10 restarts; ``"umap_kmeans"``: UMAP to 2
+        dimensions (``int(ln n)`` neighbours) then KMeans. A clusterer is cloned;
+        its ``n_clusters`` is set when ``n_clusters`` is an int; new samples go
+        to its ``predict``, or to the cluster of their nearest fitted heatmaps.
+    n_clusters : "auto" or int, default="auto"
+        ``"auto"``: the eigengap heuristic (2 to 10 clusters), for every
+        built-in clustering.
+    scope : {"global", "local"}, default="global"
+        Global ExMap (cluster all heatmaps, then split by class) or local
+        ExMap (cluster each class).
+    output : {"embeddings", "inputs"}, default="embeddings"
+        What ``transform`` passes on in the GroupedData: the base model's
+        embeddings (for :class:`~skshortcut.DFRRetrainer`), or the inputs
+        (for a downstream learner that needs images).
+    head : str, optional
+        Name of the base model's linear head.
+    batch_size : int, default=64
+    device : {"auto", "cpu", "cuda", ...}, default="auto"
+    random_state : int, RandomState or None, default=None
+        Seeds the base model's training (``estimator=None``) and the clustering.
+    verbose : int, default=0
+        ``>= 1`` shows progress bars.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_clusters_ : int, or ndarray of shape (n_classes,) with ``scope="local"``
+        Clusters found (per class with ``scope="local"``).
+    cluster_labels_ : ndarray of shape (n_samples,)
+        Cluster of each fitted sample (within its class with ``scope="local"``).
+    groups_ : ndarray of shape (n_samples,)
+        Pseudo-group of each fitted sample: class x cluster.
+    group_names_ : ndarray of str
+        ``group_names_[g]`` describes pseudo-group ``g`` as ``"<class> / cluster <k>"``.
+    group_offsets_ : ndarray of shape (n_classes,)
+        First pseudo-group id of each class.
+    clusterers_ : list of (clusterer, labels)
+        The fitted clusterer(s): one (global) or one per class (local).
+    base_model_ : BaseModel
+    estimator_ : estimator
+        The base model's source (the fitted ERMClassifier when ``estimator=None``).
+    logit_index_ : ndarray of shape (n_classes,)
+        The logit of each class.
+    representation_shape_ : tuple
+        Shape of one heatmap.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut.nets import SmallCNN
+    >>> from skshortcut import ExMapGrouper
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.rand(40, 3, 8, 8).astype("float32")
+    >>> y = rng.randint(0, 2, 40)
+    >>> grouper = ExMapGrouper(SmallCNN(n_blocks=2, width=4), clustering="kmeans", n_clusters=2,
+    ...                        heatmap_size=4, random_state=0)
+    >>> data = grouper.fit_transform(X, y)
+    >>> data.X.shape, grouper.n_clusters_, sorted(set(grouper.groups_)) == sorted(set(data.groups))
+    ((40, 8), 2, True)
+    """
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        method="lrp",
+        method_params=None,
+        heatmap_size=None,
+        heatmap_channels="keep",
+        clustering="spectral",
+        n_clusters="auto",
+        scope="global",
+        output="embeddings",
+        head=None,
+        batch_size=64,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.method = method
+        self.method_params = method_params
+        self.heatmap_size = heatmap_size
+        self.heatmap_channels = heatmap_channels
+        self.clustering = clustering
+        self.n_clusters = n_clusters
+        self.scope = scope
+        self.output = output
+        self.head = head
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _check_params(self, X):
+        if not isinstance(self.method, str) or self.method not in METHODS:
+            raise ValueError(f"`method` must be one of {tuple(METHODS)}; got {self.method!r}.")
+        if self.heatmap_channels not in ("keep", "sum"):
+            raise ValueError(f"`heatmap_channels` must be 'keep' or 'sum'; got {self.heatmap_channels!r}.")
+        super()._check_params(X)
+
+    def _representation(self, X, *, base, batch_size, progress):
+        """Max-abs-normalised heatmaps (Algorithm 1, lines 4-12)."""
+        try:
+            return attribute(
+                base,
+                X,
+                method=self.method,
+                target="predicted",
+                size=self.heatmap_size,
+                channels=self.heatmap_channels,
+                normalize="max_abs",
+                batch_size=batch_size,
+                progress=progress,
+                method_params=self.method_params,
+            )
+        except ValueError as exc:
+            if "`size`" in str(exc):
+                raise ValueError(str(exc).replace("`size`", "`heatmap_size`")) from exc
+            raise
+
+    def heatmaps(self, X):
+        """The heatmaps ExMap clusters, for inspection and plots: ``(n, c, h, w)`` or ``(n, h, w)``.
+
+        Parameters
+        ----------
+        X : ndarray, tensor or torch Dataset of images
+
+        Returns
+        -------
+        ndarray of float32
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "groups_")
+        return self._representation(X, base=self.base_model_, batch_size=self.batch_size, progress=bool(self.verbose))
