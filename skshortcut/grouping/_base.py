@@ -20,8 +20,16 @@ from .spectral import SpectralEigengap, default_n_neighbors, kneighbors_graph, l
 CLUSTERINGS = ("spectral", "kmeans", "umap_kmeans")
 
 
-def estimate_n_clusters(R, *, max_clusters=10, random_state=None):
-    """The eigengap estimate of the number of clusters of ``R`` (sparse ``int(ln n)``-NN graph).
+def estimate_n_clusters(R, *, max_clusters=10, n_neighbors=None, random_state=None):
+    """The eigengap estimate of the number of clusters of ``R``, on a sparse nearest-neighbour graph.
+
+    Parameters
+    ----------
+    R : ndarray of shape (n_samples, n_features)
+    max_clusters : int, default=10
+    n_neighbors : int, optional
+        Neighbours per sample; default ``int(ln n)`` (the ExMap authors').
+    random_state : int, RandomState or None
 
     Examples
     --------
@@ -29,11 +37,12 @@ def estimate_n_clusters(R, *, max_clusters=10, random_state=None):
     >>> from skshortcut.grouping import estimate_n_clusters
     >>> rng = np.random.RandomState(0)
     >>> R = np.r_[rng.normal(0, 0.1, (40, 3)), rng.normal(5, 0.1, (40, 3))]
-    >>> estimate_n_clusters(R, random_state=0)
+    >>> estimate_n_clusters(R, n_neighbors=10, random_state=0)
     2
     """
     n = len(R)
-    A = kneighbors_graph(R, min(default_n_neighbors(n), n - 1), random_state=random_state)
+    k = default_n_neighbors(n) if n_neighbors is None else int(n_neighbors)
+    A = kneighbors_graph(R, min(k, n - 1), random_state=random_state)
     lam, _, _ = laplacian_spectrum(A, max_clusters + 1, random_state=random_state)
     return eigengap_n_clusters(lam, max_clusters)
 
