@@ -157,12 +157,15 @@ def test_scorer_sklearn_contract_and_errors():
 
 def test_default_autoencoder_is_trained_on_the_images(tiny_images):
     X, _ = tiny_images
-    clf = nn.Sequential(nn.Flatten(), nn.Linear(3 * 12 * 12, 2))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        clf = nn.Sequential(nn.Flatten(), nn.Linear(3 * 12 * 12, 2))
     s = CFAlignmentScorer(None, (clf, 1), {"other": (clf, 0)}, latent_dim=4, autoencoder_epochs=2,
-                          base_change_threshold=0.0, device="cpu", random_state=0).fit(X)
+                          base_change_threshold=0.05, max_image_change=None, device="cpu", random_state=0).fit(X)
     assert s.autoencoder_.transform(X).shape == (len(X), 4)
     # probabilities of complementary classes move together, in opposite directions
-    moved = np.abs(s.base_changes_) > 1e-4
+    moved = np.abs(s.base_changes_) > 1e-3
+    assert moved.sum() > 10
     np.testing.assert_allclose(s.relative_changes_[moved, 0], -1.0, rtol=1e-3)
 
 

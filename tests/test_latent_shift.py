@@ -142,11 +142,42 @@ def test_fixed_step_size_follows_the_authors_schedule():
         assert lam == pytest.approx(expected, rel=1e-5)
 
 
+def test_a_step_that_raises_the_prediction_is_taken_back():
+    class Wave(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(1, 1)
+
+        def forward(self, x):
+            s = 4.0 * torch.sin(3.0 * x[:, 0])
+            return torch.stack([torch.zeros_like(s), s], dim=1)
+
+    X = points(20)
+    X[:, 0] = np.abs(X[:, 0]) / 2  # on the rising side of the wave: lowering x lowers the prediction, then raises it
+    r = LatentShift(IDENTITY, (Wave(), 1), step_size=0.05, min_output=0.0, target_drop=0.99, max_image_change=None,
+                    device="cpu").generate(X)
+    assert set(r.stop_reason) == {"rise"}
+
+    def schedule(k):
+        lam = 0.0
+        for _ in range(k):
+            lam = 1.1 * lam + 0.05
+        return lam
+
+    for i in range(len(X)):
+        assert r.lambdas[i] == pytest.approx(schedule(r.n_steps[i] - 1), rel=1e-5)
+        grad = 4 * 3 * np.cos(3 * X[i, 0]) * (lambda p: p * (1 - p))(1 / (1 + np.exp(-4 * np.sin(3 * X[i, 0]))))
+        rejected = X[i, 0] - schedule(r.n_steps[i]) * grad
+        p_rejected = 1 / (1 + np.exp(-4 * np.sin(3 * rejected)))
+        assert r.path_outputs["base"][i, -1] < p_rejected
+
+
 def test_stop_reasons_image_change_zero_gradient_and_budget():
     X = points(10)
     X[:, 0] = np.abs(X[:, 0])  # base predictions >= 0.5: nothing starts below min_output
     tiny = LatentShift(IDENTITY, (Coordinate(0), 1), max_image_change=1e-6, device="cpu").generate(X)
     assert set(tiny.stop_reason) == {"image_change"} and set(tiny.n_steps) == {1}
+    np.testing.assert_array_equal(tiny.lambdas, 0.0)  # the offending step is taken back
 
     class Constant(nn.Module):
         def __init__(self):

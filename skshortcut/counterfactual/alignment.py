@@ -363,7 +363,7 @@ class AdditiveClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "classes_")
         if target is not None and not (target == self.positive_class_):
             raise ValueError(f"target of `{name}` (an AdditiveClassifier) must be None or {self.positive_class_!r}; got {target!r}.")
-        fitted = self if resolve_device(device) == self.device_ else clone_to(self, device)
+        fitted = self if resolve_device(device) == self.device_ else _clone_to(self, device)
         return ClassifierOutput(
             fitted._score_tensor,
             differentiable=fitted.target_output_.differentiable and fitted.spurious_output_.differentiable,
@@ -405,7 +405,7 @@ class AdditiveClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[proba.argmax(axis=1)]
 
 
-def clone_to(clf, device):
+def _clone_to(clf, device):
     """A fitted copy of an :class:`AdditiveClassifier` computing on another device."""
     new = AdditiveClassifier(**{**clf.get_params(deep=False), "device": device})
     return new.fit()
@@ -450,7 +450,7 @@ class CFAlignmentScorer(BaseEstimator):
         How raw modules' outputs become probabilities.
     target_drop, min_output, max_image_change, step_size, max_steps, n_path
         The lambda search of :class:`LatentShift` (defaults 0.6, 0.05, 0.05,
-        "auto", 100, 2). ``max_image_change=0.05`` is the authors' stop for
+        "auto", 50, 2). ``max_image_change=0.05`` is the authors' stop for
         photographs; digits on a black background need it raised or ``None``.
     latent_dim : int, default=32
         Code size of the autoencoder trained when ``autoencoder=None``.
@@ -490,7 +490,7 @@ class CFAlignmentScorer(BaseEstimator):
     <torch._C.Generator object at ...>
     >>> enc, dec = torch.nn.Linear(6, 3), torch.nn.Linear(3, 6)
     >>> fa, fb = torch.nn.Linear(6, 2), torch.nn.Linear(6, 2)
-    >>> scorer = CFAlignmentScorer((enc, dec), (fa, 1), {"b": (fb, 1)}, base_change_threshold=0.0,
+    >>> scorer = CFAlignmentScorer((enc, dec), (fa, 1), {"b": (fb, 1)}, max_image_change=None,
     ...                            device="cpu").fit(torch.rand(20, 6))
     >>> scorer.relative_changes_.shape, list(scorer.alignment_)
     ((20, 1), ['b'])
@@ -510,7 +510,7 @@ class CFAlignmentScorer(BaseEstimator):
         min_output=0.05,
         max_image_change=0.05,
         step_size="auto",
-        max_steps=100,
+        max_steps=50,
         n_path=2,
         latent_dim=32,
         autoencoder_epochs=20,
@@ -790,7 +790,7 @@ def make_alignment_scorer(autoencoder, spurious, *, target=1, **params):
     <torch._C.Generator object at ...>
     >>> enc, dec = torch.nn.Linear(6, 3), torch.nn.Linear(3, 6)
     >>> scorer = make_alignment_scorer((enc, dec), {"b": (torch.nn.Linear(6, 2), 1)},
-    ...                                base_change_threshold=0.0, device="cpu")
+    ...                                base_change_threshold=0.0, max_image_change=None, device="cpu")
     >>> value = scorer(torch.nn.Linear(6, 2), torch.rand(10, 6))
     >>> value <= 0
     True
@@ -827,7 +827,7 @@ def rectify(
     min_output=0.05,
     max_image_change=0.05,
     step_size="auto",
-    max_steps=100,
+    max_steps=50,
     device="auto",
     random_state=None,
     verbose=0,
@@ -904,7 +904,8 @@ def rectify(
     >>> enc, dec = torch.nn.Linear(6, 3), torch.nn.Linear(3, 6)
     >>> fa, fb = torch.nn.Linear(6, 2), torch.nn.Linear(6, 2)
     >>> fixed = rectify(torch.rand(40, 6).numpy(), (fa, 1), (fb, 1), (enc, dec), min_base_change=0.0,
-    ...                 positives_only=False, max_iter=3, learning_rate=0.1, device="cpu", random_state=0)
+    ...                 positives_only=False, max_iter=3, learning_rate=0.1, max_image_change=None,
+    ...                 device="cpu", random_state=0)
     >>> len(fixed.history_) <= 4, isinstance(fixed.beta, float)
     (True, True)
     """

@@ -29,6 +29,7 @@ from sklearn.utils import Bunch
 from torch import nn
 
 from .._torch import _module_device, iter_batches, n_samples, resolve_device, restore_module_state
+from .._validation import check_fraction, check_positive_int
 
 __all__ = ["LatentShift", "ClassifierOutput", "as_classifier_output", "as_autoencoder", "relative_change", "STOP_REASONS"]
 
@@ -338,21 +339,17 @@ def _check_choice(value, name, choices):
 def _check_real(value, name, *, low=None, high=None, low_open=False, allow_none=False):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a real number; got {value!r}.")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"`{name}` must be {'>' if low_open else '>='} {low}; got {value!r}.")
-    if high is not None and value > high:
-        raise ValueError(f"`{name}` must be <= {high}; got {value!r}.")
-    return float(value)
+    return check_fraction(
+        value,
+        name,
+        low=-np.inf if low is None else low,
+        high=np.inf if high is None else high,
+        closed="right" if low_open else "both",
+    )
 
 
 def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an integer; got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}; got {value}.")
-    return int(value)
+    return check_positive_int(value, name, minimum=minimum)
 
 
 def _named_specs(downstream):
@@ -376,9 +373,13 @@ class LatentShift:
     ``f_b`` has dropped by ``target_drop`` below its value on the
     reconstruction, starts to rise, falls below ``min_output``, the image has
     changed by more than ``max_image_change`` of its L1 mass, or ``max_steps``
-    steps are spent. The search runs on a whole batch at once: each image
-    keeps its own ``lambda`` and stops on its own; only images still searching
-    are decoded at each step.
+    steps are spent. When the stop is a rise or too large a change, the step
+    that caused it is taken back, so the counterfactual is the last image on
+    the path that lowered the prediction within the limits (the authors' loop
+    keeps that last step; the paper's wording, "until the prediction begins
+    to increase", reads as taking it back). The search runs on a whole batch at
+    once: each image keeps its own ``lambda`` and stops on its own; only
+    images still searching are decoded at each step.
 
     The gradient ``d f_b(D(z)) / dz`` is not normalised (as in the paper). For
     a base classifier known only through ``predict_proba`` it is estimated by
@@ -416,7 +417,7 @@ class LatentShift:
     growth : float, default=0.1
         Relative growth of ``lambda`` per step besides ``step_size`` (the
         authors' ``lambda // 10``).
-    max_steps : int, default=100
+    max_steps : int, default=50
         Step budget of the search.
     n_path : int, default=2
         Points of the path ``lambda = linspace(0, lambda*, n_path)`` on which
@@ -439,7 +440,8 @@ class LatentShift:
     <torch._C.Generator object at ...>
     >>> enc, dec = torch.nn.Linear(4, 2), torch.nn.Linear(2, 4)
     >>> clf = torch.nn.Linear(4, 2)
-    >>> ls = LatentShift((enc, dec), (clf, 1), downstream={"other": (clf, 0)}, device="cpu")
+    >>> ls = LatentShift((enc, dec), (clf, 1), downstream={"other": (clf, 0)}, max_image_change=None,
+    ...                  device="cpu")
     >>> out = ls.generate(torch.rand(5, 4))
     >>> out.counterfactuals.shape, out.relative_changes.shape
     ((5, 4), (5, 1))
@@ -458,7 +460,7 @@ class LatentShift:
         max_image_change=0.05,
         step_size="auto",
         growth=0.1,
-        max_steps=100,
+        max_steps=50,
         n_path=2,
         fd_epsilon=1e-2,
         batch_size=64,
@@ -608,6 +610,7 @@ class LatentShift:
             z = z0[idx] - new_lam.reshape(bcast) * grad[idx]
             x = coder.decode(z)
             p = base(x)
+            old_lam = lam[idx]
             lam[idx] = new_lam
             steps[idx] += 1
             code = torch.full_like(idx, -1)
@@ -621,6 +624,9 @@ class LatentShift:
             stop = code >= 0
             reason[idx[stop]] = code[stop]
             active[idx[stop]] = False
+            # a step that raised the prediction or changed the image too much is taken back
+            back = (code == _CODE["rise"]) | (code == _CODE["image_change"])
+            lam[idx[back]] = old_lam[back]
         return lam, steps, reason
 
     def _batch(self, xb, coder, base, downs, return_images, return_path_images):
