@@ -24,9 +24,12 @@ def max_abs_normalize(Z):
     >>> max_abs_normalize(np.array([[2.0, -4.0], [0.0, 0.0]])).tolist()
     [[0.5, -1.0], [0.0, 0.0]]
     """
-    Z = np.asarray(Z, dtype=np.float32)
-    scale = np.abs(Z).max(axis=1, keepdims=True) if Z.size else np.ones((len(Z), 1), np.float32)
-    return Z / np.where(scale > 0, scale, 1.0)
+    Z = np.asarray(Z)
+    if not np.issubdtype(Z.dtype, np.floating):
+        Z = Z.astype(np.float64)
+    scale = np.abs(Z).max(axis=1, keepdims=True) if Z.size else np.ones((len(Z), 1), Z.dtype)
+    # divide in the input precision, then store as float32 (the clustering's dtype)
+    return (Z / np.where(scale > 0, scale, 1.0)).astype(np.float32)
 
 
 class FeatureClusterGrouper(BaseGrouper):
