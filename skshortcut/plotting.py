@@ -17,6 +17,8 @@ __all__ = [
     "plot_alignment",
     "plot_alignment_matrix",
     "plot_counterfactuals",
+    "plot_group_heatmaps",
+    "plot_group_contingency",
 ]
 
 
@@ -519,4 +521,144 @@ def plot_counterfactuals(result, *, max_samples=6, show_difference=True, title=N
             ax.set_title("|CF - x0|", fontsize=7)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def _heatmap_2d(h):
+    h = np.asarray(h, dtype=float)
+    return h.sum(axis=0) if h.ndim == 3 else h
+
+
+def plot_group_heatmaps(X, heatmaps, groups, *, n_per_group=4, group_names=None, alpha=0.6, cmap="bwr",
+                        random_state=0, title=None):
+    """A few samples of every (pseudo-)group with their heatmaps over the images (ExMap, figure 5).
+
+    Each row is a group; each cell shows an image and, over it, its heatmap
+    (channels summed), red for positive relevance and blue for negative, on a
+    symmetric colour scale per cell.
+
+    Parameters
+    ----------
+    X : array of shape (n, c, h, w) or (n, h, w)
+        Images in [0, 1].
+    heatmaps : array of shape (n, h', w') or (n, c, h', w')
+        Heatmaps (for example :meth:`skshortcut.ExMapGrouper.heatmaps`); resized
+        to the image size for display.
+    groups : array-like of shape (n,)
+        Group of each sample (for example ``ExMapGrouper.groups_``).
+    n_per_group : int, default=4
+        Samples drawn per group (fewer when a group is smaller).
+    group_names : sequence or dict, optional
+        Row labels: ``group_names[g]`` (``ExMapGrouper.group_names_``).
+    alpha : float, default=0.6
+        Opacity of the heatmap.
+    cmap : str, default="bwr"
+    random_state : int, default=0
+        Which samples are drawn.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut.plotting import plot_group_heatmaps
+    >>> X = np.random.rand(6, 3, 8, 8)
+    >>> fig = plot_group_heatmaps(X, X.sum(1) - 1.5, [0, 0, 0, 1, 1, 1], n_per_group=2)
+    >>> len(fig.axes)
+    4
+    """
+    X = np.asarray(X)
+    H = np.asarray(heatmaps)
+    groups = np.asarray(groups)
+    if not (len(X) == len(H) == len(groups)):
+        raise ValueError(f"`X`, `heatmaps` and `groups` must have the same length; got {len(X)}, {len(H)}, {len(groups)}.")
+    if n_per_group < 1:
+        raise ValueError(f"`n_per_group` must be >= 1; got {n_per_group}.")
+    rng = np.random.RandomState(random_state)
+    uniq = np.unique(groups)
+    fig = _figure((1.3 * n_per_group + 1.2, 1.3 * len(uniq) + 0.4))
+    axes = fig.subplots(len(uniq), n_per_group, squeeze=False)
+    for r, g in enumerate(uniq):
+        idx = np.flatnonzero(groups == g)
+        pick = rng.choice(idx, min(n_per_group, len(idx)), replace=False)
+        for c in range(n_per_group):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if c >= len(pick):
+                continue
+            img = _as_hwc(X[pick[c]])
+            h = _heatmap_2d(H[pick[c]])
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+            lim = float(np.abs(h).max()) or 1.0
+            ax.imshow(h, cmap=cmap, vmin=-lim, vmax=lim, alpha=alpha, interpolation="bilinear",
+                      extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
+        name = group_names[g] if group_names is not None else f"group {g}"
+        axes[r, 0].set_ylabel(f"{name}\n(n={len(idx)})", fontsize=7, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_group_contingency(pseudo_groups, true_groups, *, pseudo_names=None, true_names=None, ax=None, title=None):
+    """Contingency table of pseudo-groups (rows) against true groups (columns), with the adjusted Rand index.
+
+    Parameters
+    ----------
+    pseudo_groups : array-like of shape (n,)
+        Inferred groups (for example ``ExMapGrouper.groups_``).
+    true_groups : array-like of shape (n,)
+        Known groups of the same samples.
+    pseudo_names, true_names : sequence or dict, optional
+        Labels: ``pseudo_names[g]`` and ``true_names[g]``.
+    ax : matplotlib Axes, optional
+    title : str, optional
+        Default: the adjusted Rand index.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from skshortcut.plotting import plot_group_contingency
+    >>> fig = plot_group_contingency([0, 0, 1, 1, 2], [0, 0, 1, 1, 1])
+    >>> fig.axes[0].get_title()
+    'adjusted Rand index 0.55'
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    p = np.asarray(pseudo_groups)
+    t = np.asarray(true_groups)
+    if p.shape != t.shape or p.ndim != 1:
+        raise ValueError(f"`pseudo_groups` and `true_groups` must be 1-D and aligned; got {p.shape} and {t.shape}.")
+    rows, p_idx = np.unique(p, return_inverse=True)
+    cols, t_idx = np.unique(t, return_inverse=True)
+    table = np.zeros((len(rows), len(cols)), dtype=int)
+    np.add.at(table, (p_idx, t_idx), 1)
+    if ax is None:
+        fig = _figure((1.0 + 0.9 * len(cols), 0.8 + 0.4 * len(rows)))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    ax.imshow(table / np.maximum(table.sum(axis=1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            share = table[i, j] / max(table[i].sum(), 1)
+            ax.text(j, i, str(table[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if share > 0.6 else "black")
+    ax.set_xticks(range(len(cols)), [str(true_names[c]) if true_names is not None else str(c) for c in cols],
+                  rotation=30, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)), [str(pseudo_names[r]) if pseudo_names is not None else str(r) for r in rows],
+                  fontsize=7)
+    ax.set_xlabel("true group")
+    ax.set_ylabel("pseudo-group")
+    ax.set_title(title if title is not None else f"adjusted Rand index {adjusted_rand_score(t, p):.2f}")
+    fig.tight_layout()
     return fig

@@ -74,7 +74,8 @@ class ExMapGrouper(BaseGrouper):
         (for a downstream learner that needs images).
     head : str, optional
         Name of the base model's linear head.
-    batch_size : int, default=64
+    batch_size : int, default=256
+        Images per batch for the heatmaps and the embeddings.
     device : {"auto", "cpu", "cuda", ...}, default="auto"
     random_state : int, RandomState or None, default=None
         Seeds the base model's training (``estimator=None``) and the clustering.
@@ -132,7 +133,7 @@ class ExMapGrouper(BaseGrouper):
         scope="global",
         output="embeddings",
         head=None,
-        batch_size=64,
+        batch_size=256,
         device="auto",
         random_state=None,
         verbose=0,
