@@ -1,0 +1,116 @@
+"""Heatmap throughput of ``skshortcut.explain.attribute`` against a plain forward + backward pass.
+
+For each model, the same batches go through
+
+* ``forward+backward``: the baseline, ``model(x)[range, predicted].sum().backward()``
+  with the parameters requiring gradients (one training-style pass);
+* ``attribute(model, X, method=...)`` for each method, with the predicted class
+  as target, channel-summed output and max-abs normalisation (what ExMap and
+  Mask-and-Combine compute).
+
+Throughput is images per second; the ratio is method throughput / baseline
+throughput, both measured in the same run (the goal is >= 0.5). Medians over
+``--repeats`` runs.
+
+Models: the benchmark's small CNN (width 16, 3 blocks) on 28 x 28 colour digits,
+and torchvision's ``resnet18(weights=None)`` on 64 x 64 images.
+
+Usage: ``python benchmarks/bench_heatmaps.py [--repeats 3] [--out benchmarks/results/heatmaps.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from skshortcut.explain import attribute
+from skshortcut.nets import SmallCNN
+
+
+def forward_backward(model, X, batch_size):
+    model.eval()
+    for start in range(0, len(X), batch_size):
+        x = torch.as_tensor(X[start : start + batch_size])
+        out = model(x)
+        out[torch.arange(len(x)), out.argmax(1)].sum().backward()
+    model.zero_grad(set_to_none=True)
+
+
+def timed(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_model(name, model, X, batch_size, methods, repeats, echo):
+    forward_backward(model, X[:batch_size], batch_size)  # warm-up
+    base_s = timed(lambda: forward_backward(model, X, batch_size), repeats)
+    rows = {"forward+backward": {"seconds": base_s, "images_per_s": len(X) / base_s, "ratio": 1.0}}
+    echo(f"{name}: {len(X)} images of {tuple(X.shape[1:])}, batch {batch_size}")
+    echo(f"  {'forward+backward':34s} {base_s:7.2f} s  {len(X) / base_s:8.1f} img/s  ratio 1.00")
+    for label, kwargs in methods:
+        attribute(model, X[:batch_size], batch_size=batch_size, device="cpu", **kwargs)  # warm-up
+        s = timed(lambda: attribute(model, X, batch_size=batch_size, device="cpu", **kwargs), repeats)
+        rows[label] = {"seconds": s, "images_per_s": len(X) / s, "ratio": base_s / s}
+        echo(f"  {label:34s} {s:7.2f} s  {len(X) / s:8.1f} img/s  ratio {base_s / s:.2f}")
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--n-images", type=int, default=1024)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "heatmaps.json"))
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    rng = np.random.RandomState(0)
+
+    from skshortcut.datasets import make_colored_digits
+
+    digits = make_colored_digits(args.n_images, 20, 20, random_state=0).train.X
+    cnn = SmallCNN(in_channels=3, n_classes=2, width=16)
+    methods = [
+        ("lrp (epsilon + gamma=4, default)", {"method": "lrp"}),
+        ("lrp (epsilon, Eq. 3)", {"method": "lrp", "method_params": {"composite": "epsilon"}}),
+        ("xgradcam (upsampled to input)", {"method": "xgradcam", "size": (28, 28)}),
+        ("gradcam", {"method": "gradcam"}),
+        ("saliency", {"method": "saliency"}),
+        ("integrated_gradients (n_steps=8)", {"method": "integrated_gradients", "method_params": {"n_steps": 8}}),
+    ]
+    results = {"small_cnn_28px": run_model("small CNN", cnn, digits, args.batch_size, methods, args.repeats, print)}
+
+    from torchvision.models import resnet18
+
+    X_big = rng.rand(max(args.n_images // 8, 64), 3, 64, 64).astype(np.float32)
+    resnet = resnet18(weights=None, num_classes=2)
+    results["resnet18_64px"] = run_model(
+        "resnet18", resnet, X_big, min(64, args.batch_size), methods[:3], args.repeats, print
+    )
+    payload = {
+        "benchmark": "heatmap throughput / forward+backward throughput, same batches (goal >= 0.5)",
+        "repeats": args.repeats,
+        "torch_threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
+        "results": results,
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(payload, f, indent=2)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
