@@ -529,13 +529,13 @@ def _heatmap_2d(h):
     return h.sum(axis=0) if h.ndim == 3 else h
 
 
-def plot_group_heatmaps(X, heatmaps, groups, *, n_per_group=4, group_names=None, alpha=0.6, cmap="bwr",
+def plot_group_heatmaps(X, heatmaps, groups, *, n_per_group=4, group_names=None, alpha=1.0, cmap="bwr",
                         random_state=0, title=None):
     """A few samples of every (pseudo-)group with their heatmaps over the images (ExMap, figure 5).
 
     Each row is a group; each cell shows an image and, over it, its heatmap
     (channels summed), red for positive relevance and blue for negative, on a
-    symmetric colour scale per cell.
+    symmetric colour scale per cell, more opaque where the relevance is larger.
 
     Parameters
     ----------
@@ -550,8 +550,9 @@ def plot_group_heatmaps(X, heatmaps, groups, *, n_per_group=4, group_names=None,
         Samples drawn per group (fewer when a group is smaller).
     group_names : sequence or dict, optional
         Row labels: ``group_names[g]`` (``ExMapGrouper.group_names_``).
-    alpha : float, default=0.6
-        Opacity of the heatmap.
+    alpha : float, default=1.0
+        Opacity of the heatmap where its absolute value is largest (it falls
+        with the square root of the relative relevance).
     cmap : str, default="bwr"
     random_state : int, default=0
         Which samples are drawn.
@@ -594,9 +595,10 @@ def plot_group_heatmaps(X, heatmaps, groups, *, n_per_group=4, group_names=None,
                 continue
             img = _as_hwc(X[pick[c]])
             h = _heatmap_2d(H[pick[c]])
-            ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+            ax.imshow(img * 0.5, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)  # dimmed backdrop
             lim = float(np.abs(h).max()) or 1.0
-            ax.imshow(h, cmap=cmap, vmin=-lim, vmax=lim, alpha=alpha, interpolation="bilinear",
+            # opacity grows with |relevance|: the image shows where the heatmap is near zero
+            ax.imshow(h, cmap=cmap, vmin=-lim, vmax=lim, alpha=alpha * np.sqrt(np.abs(h) / lim), interpolation="nearest",
                       extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
         name = group_names[g] if group_names is not None else f"group {g}"
         axes[r, 0].set_ylabel(f"{name}\n(n={len(idx)})", fontsize=7, rotation=0, ha="right", va="center")
