@@ -115,7 +115,7 @@ def test_compute_masks_and_table(toy):
 
 def test_module_options_and_class_balance(toy):
     X, y, g, erm = toy
-    base = small(erm, alpha=0.0, beta=0.0, max_epochs=1, lr=1e-12).fit(X, y)
+    base = small(erm, module="base", alpha=0.0, beta=0.0, max_epochs=1, lr=1e-12).fit(X, y)
     # a head started from the base model's head and barely trained predicts as the base model
     np.testing.assert_array_equal(base.predict(X), erm.predict(X))
     fresh = small(erm, module="fresh").fit(X, y)
