@@ -5,6 +5,8 @@ from .erm import ERMClassifier
 from .counterfactual import CFAlignmentScorer, LatentShift, make_alignment_scorer, rectify
 from .generative.chroma_vae import ChromaVAEClassifier
 from .grouping import ExMapGrouper, FeatureClusterGrouper
+from .generative.diffusion import DiffusionShiftGenerator
+from .generative.wasserstein import WassersteinDisentangler
 from .retraining import DFRRetrainer, MaskAndCombineRetrainer
 from .metrics import (
     group_accuracies,
@@ -20,11 +22,13 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "ChromaVAEClassifier",
     "DFRRetrainer",
+    "DiffusionShiftGenerator",
     "ERMClassifier",
     "ExMapGrouper",
     "FeatureClusterGrouper",
     "GroupedData",
     "MaskAndCombineRetrainer",
+    "WassersteinDisentangler",
     "unpack_grouped",
     "group_accuracies",
     "group_balanced_accuracy",

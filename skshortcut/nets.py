@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["SmallCNN", "build_classifier", "ConvEncoder", "ConvDecoder"]
+__all__ = ["SmallCNN", "build_classifier", "ConvEncoder", "ConvDecoder", "Critic"]
 
 
 class SmallCNN(nn.Module):
@@ -204,3 +204,83 @@ class ConvDecoder(nn.Module):
         if tuple(x.shape[-2:]) != self.image_size:
             x = x[..., : self.image_size[0], : self.image_size[1]]
         return torch.sigmoid(x) if self.output == "sigmoid" else x
+
+
+class Critic(nn.Module):
+    """A label-conditioned critic ``D(z, l)``: an MLP whose widths halve from layer to layer.
+
+    The critic of Wasserstein disentanglement (D3S, Eqs. 8-9): its input is a
+    feature vector ``z`` concatenated with an embedding of a label ``l``, its
+    output one score per sample; hidden layers use LeakyReLU(0.1), as in the
+    authors' code. Labels enter as one-hot (or interpolated, soft one-hot)
+    vectors times a learned embedding matrix, so that the gradient penalty of
+    Eq. 9 can be evaluated at interpolated labels.
+
+    Parameters
+    ----------
+    in_features : int
+        Size of ``z``.
+    n_labels : int
+        Number of label values.
+    hidden_features : int, optional
+        Width of the first hidden layer; each further layer has half as many
+        units (at least 1). Default: the input size (``in_features`` plus the
+        embedding size) rounded up to a power of two, between 16 and 512.
+    n_layers : int, default=3
+        Hidden layers.
+    embedding_dim : int, optional
+        Size of the label embedding. Default: ``min(n_labels, 32)``.
+    negative_slope : float, default=0.1
+        Slope of the LeakyReLU activations.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skshortcut.nets import Critic
+    >>> critic = Critic(8, n_labels=3)
+    >>> critic(torch.zeros(4, 8), torch.tensor([0, 1, 2, 0])).shape
+    torch.Size([4])
+    >>> [m.out_features for m in critic.net if isinstance(m, torch.nn.Linear)]
+    [16, 8, 4, 1]
+    """
+
+    def __init__(self, in_features, n_labels, *, hidden_features=None, n_layers=3, embedding_dim=None,
+                 negative_slope=0.1):
+        super().__init__()
+        for name, value, minimum in (("in_features", in_features, 1), ("n_labels", n_labels, 1),
+                                     ("n_layers", n_layers, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+        self.in_features = in_features
+        self.n_labels = n_labels
+        self.embedding_dim = int(embedding_dim) if embedding_dim is not None else min(n_labels, 32)
+        if self.embedding_dim < 1:
+            raise ValueError(f"`embedding_dim` must be >= 1, got {embedding_dim!r}.")
+        n_in = in_features + self.embedding_dim
+        if hidden_features is None:
+            hidden_features = min(512, max(16, 1 << (n_in - 1).bit_length()))
+        if not isinstance(hidden_features, int) or hidden_features < 1:
+            raise ValueError(f"`hidden_features` must be an integer >= 1, got {hidden_features!r}.")
+        # the embedding of label l is row l of this matrix: a linear map of the one-hot vector
+        self.embedding = nn.Linear(n_labels, self.embedding_dim, bias=False)
+        layers: list[nn.Module] = []
+        width = hidden_features
+        for _ in range(n_layers):
+            layers += [nn.Linear(n_in, width), nn.LeakyReLU(negative_slope)]
+            n_in, width = width, max(1, width // 2)
+        layers.append(nn.Linear(n_in, 1))
+        self.net = nn.Sequential(*layers)
+
+    def one_hot(self, labels: torch.Tensor) -> torch.Tensor:
+        """Integer labels ``(n,)`` as float one-hot vectors ``(n, n_labels)``."""
+        return nn.functional.one_hot(labels.long(), self.n_labels).to(self.embedding.weight.dtype)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Scores ``D(z, l)`` of shape ``(n,)``.
+
+        ``labels`` holds integer labels ``(n,)`` or (soft) one-hot vectors
+        ``(n, n_labels)``.
+        """
+        if labels.ndim == 1:
+            labels = self.one_hot(labels)
+        return self.net(torch.cat([z, self.embedding(labels)], dim=1)).squeeze(1)

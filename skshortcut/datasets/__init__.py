@@ -7,6 +7,7 @@ read the standard releases of real benchmarks from a local folder and return
 lazily loading :class:`torch.utils.data.Dataset` objects.
 """
 
+from ._foreground_background import FOREGROUND_BACKGROUND_TEXTURES, make_foreground_background
 from ._loaders import (
     ColoredMNISTDataset,
     ImageFileDataset,
@@ -25,6 +26,7 @@ from ._synthetic import (
 __all__ = [
     "COLORED_DIGITS_PRESETS",
     "ColoredMNISTDataset",
+    "FOREGROUND_BACKGROUND_TEXTURES",
     "ImageFileDataset",
     "ShortcutImageDataset",
     "load_celeba",
@@ -32,5 +34,6 @@ __all__ = [
     "load_waterbirds",
     "make_colored_digits",
     "make_dominoes",
+    "make_foreground_background",
     "make_patch_digits",
 ]
