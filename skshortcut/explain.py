@@ -22,15 +22,15 @@ accumulated on its parameters.
 
 References
 ----------
-.. [Bach2015] S. Bach et al., "On pixel-wise explanations for non-linear
-   classifier decisions by layer-wise relevance propagation", PLOS ONE, 2015.
-.. [Montavon2019] G. Montavon et al., "Layer-wise relevance propagation: an
-   overview", 2019 (LRP-epsilon for dense layers, LRP-gamma for convolutions).
-.. [Fu2020] R. Fu et al., "Axiom-based Grad-CAM: towards accurate
-   visualization and explanation of CNNs", BMVC 2020 (XGradCAM).
-.. [Selvaraju2017] R. R. Selvaraju et al., "Grad-CAM", ICCV 2017.
-.. [Sundararajan2017] M. Sundararajan et al., "Axiomatic attribution for deep
-   networks", ICML 2017 (integrated gradients).
+- S. Bach et al., "On pixel-wise explanations for non-linear
+  classifier decisions by layer-wise relevance propagation", PLOS ONE, 2015.
+- G. Montavon et al., "Layer-wise relevance propagation: an
+  overview", 2019 (LRP-epsilon for dense layers, LRP-gamma for convolutions).
+- R. Fu et al., "Axiom-based Grad-CAM: towards accurate
+  visualization and explanation of CNNs", BMVC 2020 (XGradCAM).
+- R. R. Selvaraju et al., "Grad-CAM", ICCV 2017.
+- M. Sundararajan et al., "Axiomatic attribution for deep
+  networks", ICML 2017 (integrated gradients).
 """
 
 from __future__ import annotations
@@ -226,11 +226,11 @@ _COMPOSITES = ("epsilon_gamma", "epsilon", "epsilon_plus", "epsilon_alpha2_beta1
 
 
 class LRP(_Attribution):
-    """Layer-wise relevance propagation through zennit [Bach2015]_.
+    """Layer-wise relevance propagation through zennit (Bach et al., 2015).
 
     The relevance of the target logit is propagated back to the pixels, layer
     by layer. With the default composite (ExMap's setup, after
-    [Montavon2019]_), dense layers use LRP-epsilon, ExMap Eq. (3),
+    Montavon et al. (2019)), dense layers use LRP-epsilon, ExMap Eq. (3),
 
     .. math:: R_k = \\sum_l \\frac{z_{kl}}{z_l + \\varepsilon\\,\\mathrm{sign}(z_l)} R_l,
 
@@ -355,7 +355,7 @@ class _CAM(_Attribution):
 
 
 class XGradCAM(_CAM):
-    """XGradCAM [Fu2020]_: a class-activation map with axiom-derived channel weights.
+    """XGradCAM (Fu et al., BMVC 2020): a class-activation map with axiom-derived channel weights.
 
     For the activations :math:`A^k` of channel ``k`` of a convolutional layer
     and the target logit :math:`y^c`, the channel weight is the
@@ -409,7 +409,7 @@ class XGradCAM(_CAM):
 
 
 class GradCAM(_CAM):
-    """Grad-CAM [Selvaraju2017]_ through captum's ``LayerGradCam``.
+    """Grad-CAM (Selvaraju et al., ICCV 2017) through captum's ``LayerGradCam``.
 
     .. math:: \\alpha_k = \\frac{1}{Z}\\sum_{i,j}\\frac{\\partial y^c}{\\partial A^k_{ij}},
        \\qquad L^c = \\mathrm{ReLU}\\Big(\\sum_k \\alpha_k A^k\\Big).
@@ -448,7 +448,7 @@ class GradCAM(_CAM):
 
 # --------------------------------------------------------------------------- gradients
 class IntegratedGradients(_Attribution):
-    """Integrated gradients [Sundararajan2017]_ through captum.
+    """Integrated gradients (Sundararajan et al., ICML 2017) through captum.
 
     .. math:: \\mathrm{IG}_i(x) = (x_i - x'_i)\\int_0^1
               \\frac{\\partial y^c(x' + t(x - x'))}{\\partial x_i}\\,dt
