@@ -123,7 +123,13 @@ class BaseGrouper(TransformerMixin, BaseEstimator):
             if c == "kmeans":
                 return KMeans(n_clusters=k, n_init=10, random_state=seed)
             from sklearn.pipeline import make_pipeline
-            from umap import UMAP
+
+            try:
+                from umap import UMAP
+            except ImportError as exc:  # pragma: no cover - umap-learn is an optional extra
+                raise ImportError(
+                    "`clustering='umap_kmeans'` needs umap-learn: pip install 'skshortcut[umap]'."
+                ) from exc
 
             umap = UMAP(n_components=2, n_neighbors=max(2, min(default_n_neighbors(n), n - 1)), random_state=seed,
                         n_jobs=1)
