@@ -65,7 +65,7 @@ def main(argv=None):
 
     data = make_colored_digits(args.n, 20, 20, regime="arjovsky", random_state=0)
     X, y = data.train.X, data.train.y.astype(np.int64)
-    settings = dict(dim_z=32, z_p=0.25, beta=1.0, lambda_=100.0, lr=1e-3, batch_size=args.batch_size)
+    settings = dict(dim_z=32, z_p=0.25, beta=1.0, beta_start=None, lambda_=100.0, lr=1e-3, batch_size=args.batch_size)
 
     skorch_epoch, hand_epoch = [], []
     for r in range(args.repeats):

@@ -1,6 +1,10 @@
 """Unit and property tests of ChromaVAEClassifier (Chroma-VAE, Yang et al. 2022)."""
 
+import ast
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -81,7 +85,8 @@ def test_kl_is_nonnegative_and_zero_at_the_prior(mu, logvar):
 
 def test_get_loss_is_equation_2(data):
     X, y = data
-    clf = ChromaVAEClassifier(dim_z=4, z_p=0.5, beta=0.7, lambda_=13.0, random_state=0, **FAST).fit(X, y)
+    clf = ChromaVAEClassifier(dim_z=4, z_p=0.5, beta=0.7, beta_start=None, lambda_=13.0, random_state=0, **FAST)
+    clf.fit(X, y)
     xb = torch.as_tensor(X[:8])
     yb = torch.as_tensor(clf.label_encoder_.transform(y[:8]))
     torch.manual_seed(1)
@@ -92,6 +97,15 @@ def test_get_loss_is_equation_2(data):
     kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1)
     expected = (recon + 0.7 * kl).mean() + 13.0 * nn.functional.cross_entropy(logits, yb)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_beta_warmup_decays_linearly_to_beta(data):
+    X, y = data
+    clf = ChromaVAEClassifier(dim_z=4, beta=1.0, beta_start=10.0, beta_warmup=0.5, random_state=0,
+                              **{**FAST, "max_epochs": 4}).fit(X, y)
+    np.testing.assert_allclose(clf.history[:, "beta"], [10.0, 5.5, 1.0, 1.0])
+    constant = ChromaVAEClassifier(dim_z=4, beta=0.5, beta_start=None, random_state=0, **{**FAST, "max_epochs": 2})
+    np.testing.assert_allclose(constant.fit(X, y).history[:, "beta"], [0.5, 0.5])
 
 
 def test_z1_classifier_sees_only_z1():
@@ -299,6 +313,9 @@ def test_latent_shift(data, fitted):
         ({"z_p": 1.5}, ValueError, "z_p"),
         ({"dim_z": 1}, ValueError, "dim_z"),
         ({"beta": -1.0}, ValueError, "beta"),
+        ({"beta_start": -1.0}, ValueError, "beta_start"),
+        ({"beta_start": "high"}, TypeError, "beta_start"),
+        ({"beta_warmup": 1.5}, ValueError, "beta_warmup"),
         ({"lambda_": "big"}, TypeError, "lambda_"),
         ({"likelihood": "poisson"}, ValueError, "likelihood"),
         ({"z2_classifier": "svm"}, ValueError, "z2_classifier"),
@@ -336,3 +353,37 @@ def test_bad_inputs(data, fitted):
         fitted.partial_reconstructions(X[:2], keep="z3")
     with pytest.raises(ValueError, match="n_samples"):
         fitted.partial_reconstructions(X[:2], n_samples=0)
+
+
+def test_pickled_on_one_device_loads_on_a_cpu_only_machine(data, tmp_path):
+    """A model pickled with ``device="cuda"`` loads and predicts where CUDA is hidden.
+
+    With a GPU the model is trained there; without one the pickle carries
+    ``device="cuda"`` on CPU weights, which still exercises skorch's mapping
+    of the device on load.
+    """
+    X, y = data
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    clf = ChromaVAEClassifier(dim_z=4, random_state=0, max_epochs=1, batch_size=32, device=device).fit(X, y)
+    clf.device = "cuda"
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(clf))
+    np.save(tmp_path / "X.npy", X[:6])
+    script = (
+        "import pickle, sys, warnings, numpy as np, torch\n"
+        "assert not torch.cuda.is_available()\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('ignore')\n"
+        f"    clf = pickle.loads(open({str(path)!r}, 'rb').read())\n"
+        "assert str(clf.device) == 'cpu', clf.device\n"
+        f"X = np.load({str(tmp_path / 'X.npy')!r})\n"
+        "np.save(sys.argv[1], clf.transform(X))\n"
+        "print(clf.predict(X).tolist())\n"
+    )
+    out = tmp_path / "Z.npy"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    res = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    clf.device = device
+    np.testing.assert_allclose(np.load(out), clf.transform(X[:6]), rtol=1e-4, atol=1e-5)
+    assert ast.literal_eval(res.stdout.strip().splitlines()[-1]) == clf.predict(X[:6]).tolist()

@@ -199,7 +199,8 @@ class ChromaVAEClassifier(AutoDeviceMixin, ClassifierMixin, TransformerMixin, Ne
        loss per sample is ``-ELBO(x) - lambda_ * log p(y | mu(x)_1)``, with
        ``-ELBO = -log p(x | z) + beta * KL(q(z | x) || N(0, I))``, averaged over
        the batch. The shortcut, being the most compressible predictive
-       feature, ends up in ``z1``.
+       feature, ends up in ``z1``. By default the KL weight starts high and
+       decays to ``beta`` over the first half of training (``beta_start``).
     2. **z2-classifier**. A classifier trained on the fixed ``mu(x)_2`` (the
        other ``dim_z - dim(z1)`` dimensions), or on partial reconstructions
        ``x~2 = D([N(0, I), mu(x)_2])`` (Eq. 4). It makes the predictions.
@@ -218,7 +219,20 @@ class ChromaVAEClassifier(AutoDeviceMixin, ClassifierMixin, TransformerMixin, Ne
         Partition fraction ``dim(z1) / dim(z)`` (the paper's best: 1/4).
         ``z1`` and ``z2`` always get at least one dimension each.
     beta : float, default=1.0
-        Weight of the KL term (Table 4: ``beta > 1`` hurts; 1 is the ELBO).
+        Weight of the KL term once warmed up (Table 4: ``beta > 1`` hurts; 1
+        is the ELBO).
+    beta_start : float or None, default=10.0
+        KL weight of the first epoch, decayed linearly to ``beta`` over the
+        first ``beta_warmup`` share of ``max_epochs`` (recorded as ``beta`` in
+        the history). Under the tight early bottleneck the VAE keeps only the
+        most valuable information, so the z1-classifier's shortcut settles in
+        ``z1`` first and ``z2`` then fills with the rest of the image instead
+        of a second, colour-specific copy of the shortcut (Section 3.1's
+        observation, used as a schedule). The objective at the end of the
+        warm-up is Eq. 2 unchanged. ``None`` trains with the constant
+        ``beta`` throughout, as the paper describes.
+    beta_warmup : float in [0, 1], default=0.5
+        Share of ``max_epochs`` over which the KL weight decays to ``beta``.
     lambda_ : float, default=100.0
         Weight ``lambda`` of the z1-classifier's cross-entropy in Eq. 2. The
         reconstruction term is summed over pixels, so ``lambda`` must be large
@@ -311,6 +325,8 @@ class ChromaVAEClassifier(AutoDeviceMixin, ClassifierMixin, TransformerMixin, Ne
         z_p=0.25,
         *,
         beta=1.0,
+        beta_start=10.0,
+        beta_warmup=0.5,
         lambda_=100.0,
         likelihood="bernoulli",
         encoder=None,
@@ -348,6 +364,8 @@ class ChromaVAEClassifier(AutoDeviceMixin, ClassifierMixin, TransformerMixin, Ne
         self.dim_z = dim_z
         self.z_p = z_p
         self.beta = beta
+        self.beta_start = beta_start
+        self.beta_warmup = beta_warmup
         self.lambda_ = lambda_
         self.likelihood = likelihood
         self.encoder = encoder
@@ -427,15 +445,31 @@ class ChromaVAEClassifier(AutoDeviceMixin, ClassifierMixin, TransformerMixin, Ne
                     f"got shape {tuple(out.shape)}."
                 )
 
+    def _epoch_beta(self, epoch):
+        """KL weight of epoch ``epoch`` (0-based): the warm-up's linear decay, then ``beta``."""
+        if self.beta_start is None or not self.beta_warmup:
+            return float(self.beta)
+        span = self.beta_warmup * self.max_epochs
+        return float(self.beta + (self.beta_start - self.beta) * max(0.0, 1.0 - epoch / span))
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
+        self.current_beta_ = self._epoch_beta(len(self.history) - 1)
+        self.history.record("beta", self.current_beta_)
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Eq. 2 on a batch: ``mean(-log p(x|z) + beta KL) + lambda_ * CE(y, C(mu(x)_1))``."""
+        """Eq. 2 on a batch: ``mean(-log p(x|z) + beta KL) + lambda_ * CE(y, C(mu(x)_1))``.
+
+        ``beta`` is the current epoch's KL weight (see ``beta_start``).
+        """
         logits, mu, logvar, out = y_pred
         x = to_tensor(X, device=self.device).to(out.dtype)
         y_true = to_tensor(y_true, device=self.device)
         recon = self.module_.negative_log_likelihood(out, x)
         kl = _kl_standard_normal(mu, logvar)
         clf = self.criterion_(logits, y_true)
-        loss = (recon + self.beta * kl).mean() + self.lambda_ * clf
+        beta = getattr(self, "current_beta_", self.beta)
+        loss = (recon + beta * kl).mean() + self.lambda_ * clf
         prefix = "train" if training else "valid"
         with torch.no_grad():
             self.history.record_batch(f"{prefix}_recon", recon.mean().item())
@@ -453,6 +487,13 @@ class ChromaVAEClassifier(AutoDeviceMixin, ClassifierMixin, TransformerMixin, Ne
                 raise TypeError(f"`{name}` must be a non-negative real number, got {type(value).__name__}.")
             if not value >= 0:
                 raise ValueError(f"`{name}` must be >= 0, got {value!r}.")
+        if self.beta_start is not None:
+            if not isinstance(self.beta_start, numbers.Real) or isinstance(self.beta_start, bool):
+                raise TypeError(f"`beta_start` must be None or a non-negative real number, got {type(self.beta_start).__name__}.")
+            if not self.beta_start >= 0:
+                raise ValueError(f"`beta_start` must be >= 0, got {self.beta_start!r}.")
+        if not isinstance(self.beta_warmup, numbers.Real) or isinstance(self.beta_warmup, bool) or not 0 <= self.beta_warmup <= 1:
+            raise ValueError(f"`beta_warmup` must be a fraction in [0, 1], got {self.beta_warmup!r}.")
         if self.likelihood not in _LIKELIHOODS:
             raise ValueError(f"`likelihood` must be one of {_LIKELIHOODS}, got {self.likelihood!r}.")
         for name in ("encoder", "decoder"):
