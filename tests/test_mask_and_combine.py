@@ -67,6 +67,15 @@ def test_best_epoch_head_is_kept(toy, monkeypatch):
     assert worst_group_accuracy(y, mac.predict(X), groups=g) == pytest.approx(max(wga))
 
 
+def test_pickle_round_trip(toy):
+    import pickle
+
+    X, y, g, erm = toy
+    mac = small(erm).fit(X, y)
+    again = pickle.loads(pickle.dumps(mac))
+    np.testing.assert_array_equal(again.predict_proba(X), mac.predict_proba(X))
+
+
 def test_random_state_makes_fits_reproducible(toy):
     X, y, g, erm = toy
     a = small(erm).fit(X, y).predict_proba(X)
