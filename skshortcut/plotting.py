@@ -19,6 +19,7 @@ __all__ = [
     "plot_counterfactuals",
     "plot_group_heatmaps",
     "plot_group_contingency",
+    "plot_disentanglement",
 ]
 
 
@@ -662,5 +663,79 @@ def plot_group_contingency(pseudo_groups, true_groups, *, pseudo_names=None, tru
     ax.set_xlabel("true group")
     ax.set_ylabel("pseudo-group")
     ax.set_title(title if title is not None else f"adjusted Rand index {adjusted_rand_score(t, p):.2f}")
+    fig.tight_layout()
+    return fig
+
+
+_REPORT_BARS = (
+    ("fg_from_fg", "fg from z_fg"),
+    ("bg_from_bg", "bg from z_bg"),
+    ("fg_from_bg", "fg from z_bg"),
+    ("bg_from_fg", "bg from z_fg"),
+)
+
+
+def plot_disentanglement(results, *, ax=None, title=None):
+    """Grouped bars of probe accuracies: D3S's tables 2 and 3 as a figure.
+
+    Parameters
+    ----------
+    results : mapping
+        Either what :meth:`~skshortcut.WassersteinDisentangler.disentanglement_report`
+        returns (four bars: foreground / background from ``z_fg`` / ``z_bg``,
+        with the chance levels drawn as ticks), or ``{row: {column:
+        accuracy}}``, for example ``{"z_fg / z_bg": {"fg, correlated": 0.98,
+        "fg, anti-correlated": 0.72}, "ERM": {...}}`` (one colour per row).
+    ax : matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from skshortcut.plotting import plot_disentanglement
+    >>> report = {"fg_from_fg": 0.9, "bg_from_bg": 1.0, "fg_from_bg": 0.1, "bg_from_fg": 0.5,
+    ...           "chance_fg": 0.1, "chance_bg": 0.1}
+    >>> [t.get_text() for t in plot_disentanglement(report).axes[0].get_xticklabels()]
+    ['fg from z_fg', 'bg from z_bg', 'fg from z_bg', 'bg from z_fg']
+    """
+    if not hasattr(results, "items"):
+        raise TypeError(f"`results` must be a mapping; got {type(results).__name__}.")
+    chance = None
+    if all(key in results for key, _ in _REPORT_BARS):
+        table = {"probe accuracy": {label: float(results[key]) for key, label in _REPORT_BARS}}
+        if "chance_fg" in results and "chance_bg" in results:
+            chance = [float(results[f"chance_{key[:2]}"]) for key, _ in _REPORT_BARS]
+    else:
+        table = {str(row): dict(cols) for row, cols in results.items()}
+        if not table or not all(hasattr(c, "items") for c in results.values()):
+            raise ValueError("`results` must be a disentanglement report or a non-empty {row: {column: accuracy}}.")
+    columns = list(dict.fromkeys(c for cols in table.values() for c in cols))
+    rows = list(table)
+    if ax is None:
+        fig = _figure((1.2 + 1.1 * len(columns), 3.2))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    width = 0.8 / len(rows)
+    x = np.arange(len(columns))
+    for i, row in enumerate(rows):
+        values = [table[row].get(c, np.nan) for c in columns]
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), values, width, label=row if len(rows) > 1 else None)
+        for bar, v in zip(bars, values):
+            if np.isfinite(v):
+                ax.text(bar.get_x() + bar.get_width() / 2, v + 0.01, f"{v:.2f}", ha="center", va="bottom", fontsize=7)
+    if chance is not None:
+        ax.scatter(x, chance, marker="_", s=400, color="black", zorder=3, label="chance")
+        ax.legend(fontsize=7, loc="upper right")
+    elif len(rows) > 1:
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=min(len(rows), 4))
+    ax.set_xticks(x, columns, fontsize=8)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("accuracy")
+    if title is not None:
+        ax.set_title(title)
     fig.tight_layout()
     return fig
