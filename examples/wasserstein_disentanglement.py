@@ -37,7 +37,7 @@ out = Path(os.environ.get("SKSHORTCUT_EXAMPLE_OUT") or tempfile.mkdtemp(prefix="
 out.mkdir(parents=True, exist_ok=True)
 
 # 1. the data: diverse (both labels), correlated (train), anti-correlated (test) -------------
-data = make_foreground_background(1500, 600, 300, 600, image_size=16, random_state=0)
+data = make_foreground_background(1200, 500, 200, 500, image_size=16, random_state=0)
 diverse, train, test = data.diverse, data.train, data.test
 print(data.DESCR.splitlines()[2][:120], "...")
 shown = np.concatenate([train.X[:8], test.X[:8]])
