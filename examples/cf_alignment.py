@@ -31,7 +31,7 @@ out = Path(os.environ.get("SKSHORTCUT_EXAMPLE_OUT") or tempfile.mkdtemp(prefix="
 out.mkdir(parents=True, exist_ok=True)
 
 # 1. independent attributes, one classifier each, and an autoencoder ------------------------
-data = make_dominoes(1000, 300, 300, correlation=0.0, val_correlation=0.0, image_size=12, random_state=0)
+data = make_dominoes(1000, 400, 300, correlation=0.0, val_correlation=0.0, image_size=12, random_state=0)
 train = data.train
 settings = dict(max_epochs=8, module__width=8, lr=3e-3, patience=None, criterion__label_smoothing=0.1,
                 random_state=0, device="cpu")
@@ -63,8 +63,8 @@ most_aligned = int(np.nanargmax(np.where(cf.base_change > 0.3, cf.relative_chang
 plot_alignment(cf, sample=most_aligned).savefig(out / "cf_alignment_plot.png", dpi=120, bbox_inches="tight")
 
 # 5. repair it (Eqs. 5-6) -------------------------------------------------------------------
-fixed = rectify(data.val.X[:150], (f_biased, None), (f_bottom, 1), autoencoder, X_val=data.val.X[150:],
-                learning_rate=0.3, max_iter=20, patience=8, max_image_change=None, device="cpu", random_state=0)
+fixed = rectify(data.val.X[:200], (f_biased, None), (f_bottom, 1), autoencoder, X_val=data.val.X[200:],
+                learning_rate=0.3, max_iter=30, patience=10, max_image_change=None, device="cpu", random_state=0)
 before = scorer.alignment_["bottom"]
 after = CFAlignmentScorer(autoencoder, (fixed, None), {"bottom": (f_bottom, 1)}, max_image_change=None,
                           device="cpu").fit(data.test.X).alignment_["bottom"]

@@ -305,3 +305,27 @@ def test_docstring_examples_run():
             result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
             assert result.failed == 0 and result.attempted > 0, module.__name__
     assert {"CFAlignmentScorer", "LatentShift", "make_alignment_scorer", "rectify"} <= set(skshortcut.__all__)
+
+
+# --------------------------------------------------------------------------- the benchmark section
+def test_benchmark_prints_the_alignment_matrix(tmp_path, capsys, monkeypatch):
+    import json
+
+    from skshortcut.bench import cf_alignment
+    from skshortcut.cli import main
+
+    # plumbing only: tiny settings (the real run trains for 10 epochs and rectifies for 30 updates)
+    for key, value in {"n_eval": 40, "n_rectify": 40, "rectify_max_iter": 2, "autoencoder_images": 200}.items():
+        monkeypatch.setitem(cf_alignment.SETTINGS, key, value)
+    out = tmp_path / "report"
+    args = ["benchmark", "--methods", "erm,cf-alignment", "--scale", "0.05", "--max-epochs", "1", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "cf-alignment" in printed and "alignment_matrix=" in printed and "base \\ downstream" in printed
+    for name in ("erm", "label", "spurious"):
+        assert name in printed.split("alignment_matrix=")[1]
+    saved = json.loads((out / "cf_alignment.json").read_text())
+    assert saved["alignment_matrix"]["index"] == ["erm", "label", "spurious"]
+    report = json.loads((out / "results.json").read_text())
+    assert [r["method"] for r in report["results"]] == ["erm", "cf-alignment"]
+    assert (out / "cf_alignment_matrix.png").stat().st_size > 1000

@@ -27,7 +27,7 @@ SETTINGS = {
     "attribute_epochs": 10,
     "label_smoothing": 0.1,
     "autoencoder_images": 3000,
-    "autoencoder_epochs": 10,
+    "autoencoder_epochs": 15,
     "latent_dim": 32,
     "n_eval": 300,
     "n_rectify": 400,
@@ -83,28 +83,32 @@ def cf_alignment(ctx):
     table = scorer.alignment_matrix(X_eval, classifiers)
 
     X_rect = data.val.X[: SETTINGS["n_rectify"]]
-    fixed = rectify(
-        X_rect,
-        (ctx.erm, positive),
-        (f_spurious, positive),
-        autoencoder,
-        learning_rate=SETTINGS["rectify_learning_rate"],
-        max_iter=SETTINGS["rectify_max_iter"],
-        max_image_change=None,
-        device=ctx.device,
-        random_state=ctx.seed,
-    )
+    try:
+        fixed = rectify(
+            X_rect,
+            (ctx.erm, positive),
+            (f_spurious, positive),
+            autoencoder,
+            learning_rate=SETTINGS["rectify_learning_rate"],
+            max_iter=SETTINGS["rectify_max_iter"],
+            max_image_change=None,
+            device=ctx.device,
+            random_state=ctx.seed,
+        )
+        beta, history, predict = float(fixed.beta), fixed.history_, fixed.predict
+    except ValueError:  # the ERM model predicts no validation image positive: nothing to rectify
+        beta, history, predict = float("nan"), [], ctx.erm.predict
     if ctx.out is not None:
         from ..plotting import plot_alignment_matrix
 
         (ctx.out / "cf_alignment.json").write_text(
-            json.dumps({"alignment_matrix": table.to_dict(), "beta": fixed.beta, "history": fixed.history_,
+            json.dumps({"alignment_matrix": table.to_dict(), "beta": beta, "history": history,
                         "settings": SETTINGS}, indent=2, default=float)
         )
         fig = plot_alignment_matrix(table, title=f"{ctx.dataset}: counterfactual alignment")
         fig.savefig(ctx.out / "cf_alignment_matrix.png", dpi=120, bbox_inches="tight")
     return {
-        "y_pred": fixed.predict(data.test.X),
-        "beta": float(fixed.beta),
+        "y_pred": predict(data.test.X),
+        "beta": beta,
         "alignment_matrix": "(mean relative change, Eq. 3)\n" + table.format(),
     }

@@ -735,6 +735,18 @@ class AlignmentScorer:
     Built by :func:`make_alignment_scorer`; ``scorer(estimator, X, y=None)``
     fits a :class:`CFAlignmentScorer` with ``base=(estimator, target)`` on X
     and returns ``-score``, so that greater is better as sklearn expects.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skshortcut.counterfactual import AlignmentScorer
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> identity = (torch.nn.Identity(), torch.nn.Identity())
+    >>> scorer = AlignmentScorer(identity, {"b": (torch.nn.Linear(3, 2), 1)}, 1,
+    ...                          {"max_image_change": None, "base_change_threshold": 0.0, "device": "cpu"})
+    >>> float(scorer(torch.nn.Linear(3, 2), torch.rand(8, 3))) <= 0
+    True
     """
 
     def __init__(self, autoencoder, spurious, target, params):

@@ -102,7 +102,7 @@ class Autoencoder(AutoDeviceMixin, TransformerMixin, NeuralNet):
         [0, 1] pixels (the default module's decoder ends with a sigmoid), or
         ``torch.nn.MSELoss``.
     optimizer : torch optimizer class, default=torch.optim.Adam
-    lr : float, default=1e-3
+    lr : float, default=3e-3
     max_epochs : int, default=20
     batch_size : int, default=128
     validation_fraction : float, default=0.1
@@ -147,7 +147,7 @@ class Autoencoder(AutoDeviceMixin, TransformerMixin, NeuralNet):
         latent_dim=32,
         criterion=nn.BCELoss,
         optimizer=torch.optim.Adam,
-        lr=1e-3,
+        lr=3e-3,
         max_epochs=20,
         batch_size=128,
         validation_fraction=0.1,

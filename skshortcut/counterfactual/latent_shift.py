@@ -45,6 +45,7 @@ STOP_REASONS = (
     "zero_gradient",  # the base output does not depend on the latent code
 )
 _CODE = {name: i for i, name in enumerate(STOP_REASONS)}
+_AUTO_MOVE = 0.05  # "auto" first step: at most 5 % of the latent code's norm
 
 
 # --------------------------------------------------------------------------- classifiers
@@ -67,6 +68,14 @@ class ClassifierOutput:
         Modules to put in eval mode while the output is used.
     description : str
         What it is, for messages.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skshortcut.counterfactual import ClassifierOutput
+    >>> f = ClassifierOutput(lambda x: x.mean(dim=1), differentiable=True, description="mean")
+    >>> f(torch.ones(4, 3)).tolist()
+    [1.0, 1.0, 1.0, 1.0]
     """
 
     def __init__(self, fn, *, differentiable, modules=(), description=""):
@@ -264,6 +273,16 @@ def as_autoencoder(autoencoder, *, device="auto"):
     Returns
     -------
     object with ``encode``, ``decode`` and ``modules``
+        Modules found are put in eval mode during a search; an object that only
+        offers ``encode``/``decode`` should be in eval mode already.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skshortcut.counterfactual import as_autoencoder
+    >>> coder = as_autoencoder((torch.nn.Linear(4, 2), torch.nn.Linear(2, 4)), device="cpu")
+    >>> coder.decode(coder.encode(torch.zeros(3, 4))).shape
+    torch.Size([3, 4])
     """
     dev = resolve_device(device)
     if autoencoder is None:
@@ -412,7 +431,9 @@ class LatentShift:
         First step of ``lambda``. ``"auto"``: per image, the step a linear model
         of ``f_b`` predicts to lower it by ``target_drop / 20``
         (``target_drop / (20 * ||grad||^2)``), which makes the search independent
-        of the scale of the latent space. A float gives every image the same
+        of the scale of the latent space; capped so that the first step moves
+        the code by at most 5 % of its norm (a saturated classifier's tiny
+        gradient would otherwise make the linear step huge). A float gives every image the same
         steps (the authors use 10 with their VQ-GAN).
     growth : float, default=0.1
         Relative growth of ``lambda`` per step besides ``step_size`` (the
@@ -591,7 +612,10 @@ class LatentShift:
         dev = z0.device
         gnorm2 = grad.flatten(1).pow(2).sum(1)
         if isinstance(self.step_size, str):
-            step = (self.target_drop / 20.0) / gnorm2.clamp_min(1e-30)
+            # a linear model's step for target_drop / 20, at most _AUTO_MOVE of the code's norm in latent space
+            linear = (self.target_drop / 20.0) / gnorm2.clamp_min(1e-30)
+            capped = _AUTO_MOVE * z0.flatten(1).norm(dim=1) / gnorm2.clamp_min(1e-30).sqrt()
+            step = torch.minimum(linear, capped)
         else:
             step = torch.full((n,), float(self.step_size), device=dev)
         lam = torch.zeros(n, device=dev)
