@@ -387,3 +387,16 @@ def test_pickled_on_one_device_loads_on_a_cpu_only_machine(data, tmp_path):
     clf.device = device
     np.testing.assert_allclose(np.load(out), clf.transform(X[:6]), rtol=1e-4, atol=1e-5)
     assert ast.literal_eval(res.stdout.strip().splitlines()[-1]) == clf.predict(X[:6]).tolist()
+
+
+def test_fit_z2_refits_only_the_second_stage(data):
+    X, y = data
+    clf = ChromaVAEClassifier(dim_z=4, random_state=0, **FAST).fit(X, y)
+    Z = clf.transform(X)
+    clf.set_params(z2_classifier=LogisticRegression()).fit_z2(X, y)
+    assert isinstance(clf.z2_classifier_, LogisticRegression)
+    np.testing.assert_allclose(clf.transform(X), Z)
+    with pytest.raises(ValueError, match="not trained on"):
+        clf.fit_z2(X, np.array(["cat", "bird"] * 32))
+    with pytest.raises(ValueError, match="changed since"):
+        clf.set_params(dim_z=6).fit_z2(X, y)

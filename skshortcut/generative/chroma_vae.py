@@ -221,7 +221,7 @@ class ChromaVAEClassifier(AutoDeviceMixin, ClassifierMixin, TransformerMixin, Ne
     beta : float, default=1.0
         Weight of the KL term once warmed up (Table 4: ``beta > 1`` hurts; 1
         is the ELBO).
-    beta_start : float or None, default=10.0
+    beta_start : float or None, default=100.0
         KL weight of the first epoch, decayed linearly to ``beta`` over the
         first ``beta_warmup`` share of ``max_epochs`` (recorded as ``beta`` in
         the history). Under the tight early bottleneck the VAE keeps only the
@@ -271,7 +271,7 @@ class ChromaVAEClassifier(AutoDeviceMixin, ClassifierMixin, TransformerMixin, Ne
     optimizer : torch optimizer class, default=torch.optim.Adam
         Algorithm 1 uses Adam.
     lr : float, default=1e-3
-    max_epochs : int, default=20
+    max_epochs : int, default=30
     batch_size : int, default=128
         Also the batch size of :meth:`transform` and the diagnostics.
     train_split : callable or None, default=None
@@ -325,7 +325,7 @@ class ChromaVAEClassifier(AutoDeviceMixin, ClassifierMixin, TransformerMixin, Ne
         z_p=0.25,
         *,
         beta=1.0,
-        beta_start=10.0,
+        beta_start=100.0,
         beta_warmup=0.5,
         lambda_=100.0,
         likelihood="bernoulli",
@@ -338,7 +338,7 @@ class ChromaVAEClassifier(AutoDeviceMixin, ClassifierMixin, TransformerMixin, Ne
         criterion=torch.nn.CrossEntropyLoss,
         optimizer=torch.optim.Adam,
         lr=1e-3,
-        max_epochs=20,
+        max_epochs=30,
         batch_size=128,
         train_split=None,
         callbacks=None,
@@ -584,6 +584,44 @@ class ChromaVAEClassifier(AutoDeviceMixin, ClassifierMixin, TransformerMixin, Ne
         self._fit_z2(X, y_enc)
         return self
 
+    def fit_z2(self, X, y):
+        """Refit only the second stage on the fixed VAE (Algorithm 1's z2-classifier step).
+
+        Use it to try another ``z2_classifier`` (set it with ``set_params``
+        first) without retraining the VAE classifier.
+
+        Parameters
+        ----------
+        X : images or Dataset
+        y : array-like of shape (n,)
+            Labels among ``classes_``.
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skshortcut import ChromaVAEClassifier
+        >>> X = np.random.RandomState(0).rand(40, 3, 8, 8).astype("float32")
+        >>> y = np.arange(40) % 2
+        >>> clf = ChromaVAEClassifier(dim_z=4, max_epochs=1, random_state=0).fit(X, y)
+        >>> type(clf.set_params(z2_classifier="mlp").fit_z2(X, y).z2_classifier_).__name__
+        'Pipeline'
+        """
+        check_is_fitted(self, "module_")
+        self._check_params()
+        if (self.dim_z1_, int(self.dim_z)) != (self.module_.dim_z1, self.module_.dim_z):
+            raise ValueError("`dim_z` or `z_p` changed since the VAE was trained; call fit to retrain it.")
+        y = check_labels(y, "y")
+        check_same_length(X=X, y=y)
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unknown):
+            raise ValueError(f"`y` holds labels the VAE classifier was not trained on: {unknown.tolist()}.")
+        self._fit_z2(self._check_X(X), self.label_encoder_.transform(y))
+        return self
+
     def _build_z2(self):
         seed = self.seeds_["z2"] if self.random_state is not None else None
         params = dict(self.z2_params or {})
@@ -661,7 +699,7 @@ class ChromaVAEClassifier(AutoDeviceMixin, ClassifierMixin, TransformerMixin, Ne
 
         Returns
         -------
-        ndarray of shape (n_samples, dim_z2_)
+        ndarray of shape (n_samples, ``dim_z2_``)
         """
         check_is_fitted(self, "module_")
         return self._encode(X)[:, self.dim_z1_ :]
