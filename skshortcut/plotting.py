@@ -201,7 +201,8 @@ def plot_partial_reconstructions(estimators, x, *, n_samples=6, random_state=0, 
         ax.set_yticklabels(["x~1", "x~2"], fontsize=7)
         if r == 0:
             ax.set_title(f"z_p = {_fraction_label(z_p)}", fontsize=9)
-        if c == 0:
+        if c == len(zps) - 1:
+            ax.yaxis.set_label_position("right")
             ax.set_ylabel(f"dim(z) = {dim_z}", fontsize=9)
     if title:
         fig.suptitle(title)
