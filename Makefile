@@ -27,7 +27,7 @@ docs: env
 test: pytest docs
 
 benchmarks: env
-	$(BIN)/python benchmarks/bench_dfr.py
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) docs/_build demo-output .pytest_cache
