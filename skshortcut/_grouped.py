@@ -118,6 +118,16 @@ def unpack_grouped(X, groups=None):
     ValueError
         If ``X`` is a :class:`GroupedData` and ``groups`` is also given but differs
         from the groups it carries: a silent choice between the two would hide a bug.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut import GroupedData, unpack_grouped
+    >>> X, groups = unpack_grouped(GroupedData(np.zeros((4, 2)), groups=[0, 0, 1, 1]))
+    >>> X.shape, groups.tolist()
+    ((4, 2), [0, 0, 1, 1])
+    >>> unpack_grouped(np.zeros((2, 2)))[1] is None
+    True
     """
     if isinstance(X, GroupedData):
         if groups is not None:

@@ -46,6 +46,15 @@ class GroupAccuracies:
         Accuracy within each group.
     count : ndarray of shape (n_groups,)
         Number of samples in each group.
+
+    Examples
+    --------
+    >>> from skshortcut.metrics import group_accuracies
+    >>> res = group_accuracies([0, 0, 1, 1], [0, 1, 1, 1], groups=["a", "a", "b", "b"])
+    >>> res.groups.tolist(), res.accuracy.tolist(), res.count.tolist()
+    (['a', 'b'], [0.5, 1.0], [2, 2])
+    >>> float(res.worst)
+    0.5
     """
 
     groups: np.ndarray
@@ -188,6 +197,17 @@ class GroupScorer:
         ``metric(y_true, y_pred, *, groups) -> float``.
     sign : {1, -1}, default=1
         ``-1`` for metrics where lower is better.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.dummy import DummyClassifier
+    >>> from skshortcut.metrics import GroupScorer, worst_group_accuracy
+    >>> X, y = np.zeros((4, 1)), np.array([0, 0, 0, 1])
+    >>> clf = DummyClassifier(strategy="most_frequent").fit(X, y)
+    >>> scorer = GroupScorer(worst_group_accuracy)
+    >>> float(scorer(clf, X, y, groups=[0, 0, 0, 1]))
+    0.0
     """
 
     def __init__(self, metric, sign: int = 1):

@@ -82,6 +82,16 @@ def build_classifier(architecture, input_shape, n_classes: int, *, weights=None,
         is loaded with ``weights_only=True`` before ``fc`` is replaced.
     **kwargs
         Passed to :class:`SmallCNN`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skshortcut.nets import build_classifier
+    >>> net = build_classifier("cnn", (3, 28, 28), n_classes=2)
+    >>> net(torch.zeros(4, 3, 28, 28)).shape
+    torch.Size([4, 2])
+    >>> build_classifier("resnet18", (3, 64, 64), n_classes=5).fc.out_features
+    5
     """
     if len(input_shape) != 3:
         raise ValueError(f"Images must have shape (channels, height, width); got sample shape {tuple(input_shape)}.")

@@ -100,6 +100,14 @@ def plot_images(X, *, labels=None, n_cols=8, max_images=32, title=None):
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut.plotting import plot_images
+    >>> fig = plot_images(np.random.RandomState(0).rand(6, 3, 8, 8), labels=list("abcdef"), n_cols=3)
+    >>> len([ax for ax in fig.axes if ax.images])
+    6
     """
     X = np.asarray(X.detach().cpu() if hasattr(X, "detach") else X)[:max_images]
     if X.ndim == 4:

@@ -66,7 +66,24 @@ METHODS: dict[str, MethodSpec] = {}
 
 
 def register_dataset(name, *, description, erm_params=None, ceiling=None):
-    """Decorator registering ``make(seed, scale) -> Bunch`` as data set ``name``."""
+    """Decorator registering ``make(seed, scale) -> Bunch`` as data set ``name``.
+
+    ``make`` returns a Bunch with ``train``, ``val`` and ``test`` splits, each
+    holding ``X``, ``y`` and ``groups`` (what :mod:`skshortcut.datasets`
+    returns); ``erm_params`` are the shared ERM model's settings and
+    ``ceiling`` the best achievable accuracy, printed under the table.
+
+    Examples
+    --------
+    >>> from skshortcut.bench import DATASETS, register_dataset
+    >>> from skshortcut.datasets import make_colored_digits
+    >>> @register_dataset("tiny-digits", description="200 coloured digits", erm_params={"max_epochs": 1})
+    ... def tiny_digits(seed, scale):
+    ...     return make_colored_digits(200, 100, 100, random_state=seed)
+    >>> len(DATASETS["tiny-digits"].make(0, 1.0).train.y)
+    200
+    >>> _ = DATASETS.pop("tiny-digits")
+    """
 
     def deco(fn):
         DATASETS[name] = DatasetSpec(name, fn, description, dict(erm_params or {}), ceiling)
@@ -76,7 +93,26 @@ def register_dataset(name, *, description, erm_params=None, ceiling=None):
 
 
 def register_method(name, *, labels, description, datasets=None, default=True):
-    """Decorator registering ``run(ctx) -> y_pred | dict`` as method ``name``."""
+    """Decorator registering ``run(ctx) -> y_pred | dict`` as method ``name``.
+
+    ``labels`` says which group labels the method uses (shown in the table),
+    ``datasets`` restricts it to some data sets, and ``default=False`` runs it
+    only when ``--methods`` names it. A returned dict holds ``"y_pred"`` and
+    any other numbers to report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut.bench import METHODS, register_method, run_benchmark
+    >>> @register_method("always-zero", labels="none", description="predicts class 0", default=False)
+    ... def always_zero(ctx):
+    ...     return np.zeros(len(ctx.data.test.y), dtype=int)
+    >>> report = run_benchmark("colored-digits", ["always-zero"], scale=0.05, max_epochs=1, device="cpu",
+    ...                        echo=None)
+    >>> report["results"][0]["worst_group_accuracy"]
+    0.0
+    >>> _ = METHODS.pop("always-zero")
+    """
 
     def deco(fn):
         METHODS[name] = MethodSpec(name, fn, labels, description, None if datasets is None else tuple(datasets), default)
@@ -178,6 +214,15 @@ def run_benchmark(dataset="colored-digits", methods=None, *, seed=0, device="aut
     -------
     dict
         ``{"dataset", "seed", "results": [MethodResult.as_dict(), ...], ...}``
+
+    Examples
+    --------
+    >>> from skshortcut.bench import run_benchmark
+    >>> report = run_benchmark("colored-digits", ["erm", "dfr"], scale=0.05, max_epochs=1, device="cpu", echo=None)
+    >>> [r["method"] for r in report["results"]]
+    ['erm', 'dfr']
+    >>> 0 <= report["results"][1]["worst_group_accuracy"] <= 1
+    True
     """
     echo = echo or (lambda *a, **k: None)
     if dataset not in DATASETS:

@@ -730,7 +730,7 @@ def make_tiny_pipeline(save_to=None, *, random_state=0):
     --------
     >>> from skshortcut.generative.diffusion import make_tiny_pipeline
     >>> pipe = make_tiny_pipeline()
-    >>> type(pipe).__name__, pipe.vae.config.block_out_channels
+    >>> type(pipe).__name__, list(pipe.vae.config.block_out_channels)
     ('StableDiffusionImg2ImgPipeline', [8, 16])
     """
     import tempfile
