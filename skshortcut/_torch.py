@@ -84,6 +84,68 @@ class AutoDeviceMixin:
 
 
 # --------------------------------------------------------------------------- seeds
+def training_callbacks(*, verbose, patience=None, has_validation=False):
+    """The skorch callbacks every network of the package adds to skorch's defaults.
+
+    Early stopping on the validation loss (restoring the best epoch) when
+    ``patience`` is set and there is validation data, and a progress bar per
+    epoch when ``verbose``.
+
+    Returns
+    -------
+    list of (name, callback)
+
+    Examples
+    --------
+    >>> from skshortcut._torch import training_callbacks
+    >>> [name for name, _ in training_callbacks(verbose=1, patience=3, has_validation=True)]
+    ['early_stopping', 'progress_bar']
+    >>> training_callbacks(verbose=0)
+    []
+    """
+    from skorch.callbacks import EarlyStopping, ProgressBar
+
+    callbacks = []
+    if patience is not None and has_validation:
+        callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=patience, load_best=True)))
+    if verbose:
+        callbacks.append(("progress_bar", ProgressBar()))
+    return callbacks
+
+
+def loss_term_callbacks(train_terms, valid_terms=()):
+    """History columns for the terms of a composite loss, recorded by ``get_loss``.
+
+    A network whose loss has several terms stores each batch's value with
+    ``self.history.record_batch(f"train_{name}", value)``; these skorch
+    ``PassthroughScoring`` callbacks average them per epoch into
+    ``train_<name>`` (and ``valid_<name>``) columns of the history and the
+    printed epoch table.
+
+    Parameters
+    ----------
+    train_terms, valid_terms : iterable of (name, lower_is_better)
+
+    Returns
+    -------
+    list of (name, callback)
+
+    Examples
+    --------
+    >>> from skshortcut._torch import loss_term_callbacks
+    >>> [name for name, _ in loss_term_callbacks([("kl", True)], [("kl", True)])]
+    ['train_kl', 'valid_kl']
+    """
+    from skorch.callbacks import PassthroughScoring
+
+    callbacks = [
+        (f"train_{name}", PassthroughScoring(f"train_{name}", lower_is_better=lower, on_train=True))
+        for name, lower in train_terms
+    ]
+    callbacks += [(f"valid_{name}", PassthroughScoring(f"valid_{name}", lower_is_better=lower)) for name, lower in valid_terms]
+    return callbacks
+
+
 def _seed_from(random_state) -> int | None:
     if random_state is None:
         return None

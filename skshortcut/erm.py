@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, EpochScoring, ProgressBar
+from skorch.callbacks import EpochScoring
 from skorch.dataset import ValidSplit
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_is_fitted
@@ -24,6 +24,7 @@ from ._torch import (
     input_shape,
     is_dataset,
     torch_seed,
+    training_callbacks,
 )
 from ._validation import check_labels, check_same_length
 from .nets import build_classifier
@@ -139,13 +140,8 @@ class ERMClassifier(AutoDeviceMixin, NeuralNetClassifier):
             else (name, cb)
             for name, cb in super()._default_callbacks
         ]
-        if self.patience is not None and (self.train_split is not None or self.validation_fraction):
-            callbacks.append(
-                ("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True))
-            )
-        if self.verbose:
-            callbacks.append(("progress_bar", ProgressBar()))
-        return callbacks
+        has_validation = self.train_split is not None or bool(self.validation_fraction)
+        return callbacks + training_callbacks(verbose=self.verbose, patience=self.patience, has_validation=has_validation)
 
     def initialize_module(self):
         if isinstance(self.module, str):

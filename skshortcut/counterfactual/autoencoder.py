@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, ProgressBar
 from skorch.dataset import ValidSplit
 from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -29,6 +28,7 @@ from .._torch import (
     iter_batches,
     restore_module_state,
     torch_seed,
+    training_callbacks,
 )
 from ..nets import ConvDecoder, ConvEncoder
 
@@ -178,14 +178,11 @@ class Autoencoder(AutoDeviceMixin, TransformerMixin, NeuralNet):
     # ------------------------------------------------------------------ skorch hooks
     @property
     def _default_callbacks(self):
-        callbacks = list(super()._default_callbacks)
-        if self.patience is not None and (self.train_split is not None or self.validation_fraction):
-            callbacks.append(
-                ("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True))
-            )
-        if self.verbose:
-            callbacks.append(("progress_bar", ProgressBar()))
-        return callbacks
+        has_validation = self.train_split is not None or bool(self.validation_fraction)
+        return [
+            *super()._default_callbacks,
+            *training_callbacks(verbose=self.verbose, patience=self.patience, has_validation=has_validation),
+        ]
 
     def initialize_module(self):
         if self.module is None:

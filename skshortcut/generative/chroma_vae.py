@@ -20,7 +20,6 @@ import numbers
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import PassthroughScoring, ProgressBar
 from skorch.utils import to_tensor
 from sklearn.base import ClassifierMixin, TransformerMixin, clone
 from sklearn.preprocessing import LabelEncoder
@@ -35,8 +34,10 @@ from .._torch import (
     input_shape,
     is_dataset,
     iter_batches,
+    loss_term_callbacks,
     restore_module_state,
     torch_seed,
+    training_callbacks,
 )
 from .._validation import check_labels, check_positive_int, check_same_length
 from ..nets import ConvDecoder, ConvEncoder
@@ -387,16 +388,12 @@ class ChromaVAEClassifier(AutoDeviceMixin, ClassifierMixin, TransformerMixin, Ne
 
     @property
     def _default_callbacks(self):
-        callbacks = list(super()._default_callbacks)
-        extra = [("recon", True), ("kl", True), ("z1_loss", True), ("z1_acc", False)]
-        for name, lower in extra:
-            callbacks.append((f"train_{name}", PassthroughScoring(f"train_{name}", lower_is_better=lower, on_train=True)))
-        if self.train_split is not None:
-            for name, lower in extra:
-                callbacks.append((f"valid_{name}", PassthroughScoring(f"valid_{name}", lower_is_better=lower)))
-        if self.verbose:
-            callbacks.append(("progress_bar", ProgressBar()))
-        return callbacks
+        terms = [("recon", True), ("kl", True), ("z1_loss", True), ("z1_acc", False)]
+        return [
+            *super()._default_callbacks,
+            *loss_term_callbacks(terms, terms if self.train_split is not None else ()),
+            *training_callbacks(verbose=self.verbose),
+        ]
 
     def initialize_module(self):
         if not hasattr(self, "input_shape_"):

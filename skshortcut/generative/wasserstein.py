@@ -20,7 +20,6 @@ import numbers
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import PassthroughScoring, ProgressBar
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator
 from sklearn.base import ClassifierMixin, TransformerMixin, clone
@@ -36,8 +35,10 @@ from .._torch import (
     input_shape,
     is_dataset,
     iter_batches,
+    loss_term_callbacks,
     restore_module_state,
     torch_seed,
+    training_callbacks,
 )
 from .._validation import check_positive_int, check_same_length
 from ..nets import Critic, SmallCNN, build_classifier
@@ -391,16 +392,13 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
 
     @property
     def _default_callbacks(self):
-        callbacks = list(super()._default_callbacks)
-        names = [("ce_fg", True), ("ce_bg", True), ("w_fg", True), ("w_bg", True)]
-        for name, lower in [*names, ("critic_loss", True), ("gp", True)]:
-            callbacks.append((f"train_{name}", PassthroughScoring(f"train_{name}", lower_is_better=lower, on_train=True)))
-        if self.train_split is not None:
-            for name, lower in names:
-                callbacks.append((f"valid_{name}", PassthroughScoring(f"valid_{name}", lower_is_better=lower)))
-        if self.verbose:
-            callbacks.append(("progress_bar", ProgressBar()))
-        return callbacks
+        terms = [("ce_fg", True), ("ce_bg", True), ("w_fg", True), ("w_bg", True)]
+        return [
+            *super()._default_callbacks,
+            *loss_term_callbacks([*terms, ("critic_loss", True), ("gp", True)],
+                                 terms if self.train_split is not None else ()),
+            *training_callbacks(verbose=self.verbose),
+        ]
 
     def _build_extractor(self):
         ex = self.extractor

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier
-from skorch.callbacks import Callback, EpochTimer, LRScheduler, PassthroughScoring, PrintLog, ProgressBar
+from skorch.callbacks import Callback, EpochTimer, LRScheduler, PrintLog
 from skorch.dataset import unpack_data
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
@@ -49,11 +49,13 @@ from .._torch import (
     input_shape,
     is_dataset,
     iter_batches,
+    loss_term_callbacks,
     n_samples,
     resolve_base_model,
     resolve_device,
     restore_module_state,
     torch_seed,
+    training_callbacks,
 )
 from .._validation import check_labels, check_same_length
 from ..metrics import worst_group_accuracy
@@ -637,17 +639,12 @@ class MaskAndCombineRetrainer(AutoDeviceMixin, NeuralNetClassifier):
     def _default_callbacks(self):
         callbacks = [
             ("epoch_timer", EpochTimer()),
-            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-            ("train_loss_ce", PassthroughScoring(name="train_loss_ce", on_train=True)),
-            ("train_loss_rmv", PassthroughScoring(name="train_loss_rmv", on_train=True)),
-            ("train_loss_comb", PassthroughScoring(name="train_loss_comb", on_train=True)),
+            *loss_term_callbacks([("loss", True), ("loss_ce", True), ("loss_rmv", True), ("loss_comb", True)]),
             ("lr_scheduler", LRScheduler(policy=torch.optim.lr_scheduler.StepLR, step_size=self.step_size, gamma=self.gamma)),
             ("worst_group_selection", _WorstGroupSelection()),
             ("print_log", PrintLog()),
         ]
-        if self.verbose:
-            callbacks.append(("progress_bar", ProgressBar()))
-        return callbacks
+        return callbacks + training_callbacks(verbose=self.verbose)
 
     def initialize_module(self):
         if isinstance(self.module, str):
