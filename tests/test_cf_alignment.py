@@ -83,6 +83,9 @@ def test_alignment_table_and_mapping():
     np.testing.assert_allclose(t["b"], [0.25, 1.0])
     text = str(t)
     assert "0.25±0.05" in text and "base \\ downstream" in text
+    header, row_a, row_b = text.splitlines()
+    assert header.split()[-1] == "n" and row_a.split()[-1] == "9" and row_b.split()[-1] == "4"
+    assert "n" not in t.format(counts=False).splitlines()[0].split()
     d = t.to_dict()
     assert d["values"][1][0] is None and d["count"] == [[9, 9], [0, 4]]
     with pytest.raises(KeyError, match="not a column"):

@@ -228,15 +228,26 @@ class AlignmentTable:
             "count": self.count.astype(int).tolist(),
         }
 
-    def format(self, *, stderr=True, precision=2):
-        """The table as text, rows = base classifiers, columns = downstream classifiers."""
+    def format(self, *, stderr=True, precision=2, counts=True):
+        """The table as text, rows = base classifiers, columns = downstream classifiers.
+
+        With ``counts``, a last column ``n`` gives the number of samples behind
+        each row (those whose base prediction dropped by more than the
+        threshold); a row of ``nan`` with ``n = 0`` means that no counterfactual
+        of that base classifier moved it far enough.
+        """
         cells = [[f"{v:.{precision}f}" + (f"±{s:.{precision}f}" if stderr and np.isfinite(s) else "")
                   for v, s in zip(vr, sr)] for vr, sr in zip(self.values, self.stderr)]
+        columns = list(self.columns)
+        if counts:
+            columns.append("n")
+            for row, c in zip(cells, self.count):
+                row.append(str(int(np.max(c))) if np.size(c) else "0")
         corner = "base \\ downstream"
         widths = [max(len(corner), *(len(r) for r in self.index))]
-        widths += [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(self.columns)]
+        widths += [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(columns)]
         line = lambda items: "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(items, widths)))  # noqa: E731
-        return "\n".join([line([corner, *self.columns])] + [line([r, *row]) for r, row in zip(self.index, cells)])
+        return "\n".join([line([corner, *columns])] + [line([r, *row]) for r, row in zip(self.index, cells)])
 
     def __str__(self):
         return self.format()
