@@ -399,4 +399,8 @@ def test_fit_z2_refits_only_the_second_stage(data):
     with pytest.raises(ValueError, match="not trained on"):
         clf.fit_z2(X, np.array(["cat", "bird"] * 32))
     with pytest.raises(ValueError, match="changed since"):
-        clf.set_params(dim_z=6).fit_z2(X, y)
+        clf.set_params(z_p=0.75).fit_z2(X, y)
+    assert (clf.dim_z1_, clf.dim_z2_) == (1, 3)  # the refused call leaves the fitted model as it was
+    np.testing.assert_allclose(clf.transform(X), Z)
+    with pytest.raises(ValueError, match="changed since"):
+        clf.set_params(z_p=0.25, dim_z=6).fit_z2(X, y)

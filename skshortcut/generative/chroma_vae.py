@@ -608,9 +608,10 @@ class ChromaVAEClassifier(AutoDeviceMixin, ClassifierMixin, TransformerMixin, Ne
         'Pipeline'
         """
         check_is_fitted(self, "module_")
-        self._check_params()
-        if (self.dim_z1_, int(self.dim_z)) != (self.module_.dim_z1, self.module_.dim_z):
+        # compare before _check_params, which resets the fitted dim_z1_ / dim_z2_ from the parameters
+        if latent_split(self.dim_z, self.z_p)[0] != self.module_.dim_z1 or int(self.dim_z) != self.module_.dim_z:
             raise ValueError("`dim_z` or `z_p` changed since the VAE was trained; call fit to retrain it.")
+        self._check_params()
         y = check_labels(y, "y")
         check_same_length(X=X, y=y)
         unknown = np.setdiff1d(np.unique(y), self.classes_)
