@@ -96,7 +96,9 @@ def cf_alignment(ctx):
             random_state=ctx.seed,
         )
         beta, history, predict = float(fixed.beta), fixed.history_, fixed.predict
-    except ValueError:  # the ERM model predicts no validation image positive: nothing to rectify
+    except ValueError as err:  # the ERM model predicts no validation image positive: nothing to rectify
+        if "nothing to rectify" not in str(err):
+            raise
         beta, history, predict = float("nan"), [], ctx.erm.predict
     if ctx.out is not None:
         from ..plotting import plot_alignment_matrix
