@@ -28,7 +28,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skshortcut import ERMClassifier, WassersteinDisentangler
-from skshortcut._torch import as_base_model
+from skshortcut.base_model import as_base_model
 from skshortcut.datasets import make_foreground_background
 from skshortcut.plotting import plot_disentanglement, plot_images
 

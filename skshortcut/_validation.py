@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_labels", "check_same_length", "check_fraction", "check_positive_int"]
+__all__ = ["check_labels", "check_same_length", "check_images", "check_fraction", "check_positive_int"]
 
 
 def check_labels(values, name: str, *, allow_none: bool = False) -> np.ndarray | None:
@@ -83,3 +83,67 @@ def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
     return int(value)
+
+
+def check_images(X, name: str = "X", *, expected_shape=None) -> np.ndarray:
+    """Return images ``X`` as a C-contiguous float32 array of shape (n, channels, height, width).
+
+    Any strides are accepted (negative strides, slices, transposed views, read-only
+    memory maps): the result is a contiguous copy when needed. Tensors are moved
+    to the CPU.
+
+    Parameters
+    ----------
+    X : array-like or tensor
+        Images, values in [0, 1] by the package's data contract.
+    name : str, default="X"
+        The argument's name, used in error messages.
+    expected_shape : tuple (channels, height, width), optional
+        The shape of one image at fit; a different channel count or size is an error.
+
+    Raises
+    ------
+    TypeError
+        If ``X`` is not numeric (strings, objects, complex numbers) or is sparse.
+    ValueError
+        If ``X`` is not 4-D, is empty, holds NaN or infinity, or does not match
+        ``expected_shape``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut._validation import check_images
+    >>> check_images(np.zeros((2, 3, 4, 4))[:, ::-1]).dtype
+    dtype('float32')
+    >>> check_images(np.full((1, 1, 2, 2), np.nan))
+    Traceback (most recent call last):
+    ...
+    ValueError: `X` contains NaN or infinity (4 of 4 values); images must be finite.
+    """
+    if hasattr(X, "tocsr") or hasattr(X, "toarray"):
+        raise TypeError(f"`{name}` must be a dense array of images; got the sparse {type(X).__name__}.")
+    if hasattr(X, "detach"):  # torch tensor
+        X = X.detach().cpu().numpy()
+    X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"`{name}` must hold real numbers (images in [0, 1]); got dtype {X.dtype}.")
+    if X.ndim != 4:
+        hint = " (a feature table: use an estimator over features, e.g. DFRRetrainer)" if X.ndim == 2 else ""
+        raise ValueError(f"`{name}` must be images of shape (n, channels, height, width); got shape {X.shape}{hint}.")
+    if X.shape[0] == 0:
+        raise ValueError(f"`{name}` holds no images; at least one sample is needed.")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    finite = np.isfinite(X)
+    if not finite.all():
+        bad = int(X.size - finite.sum())
+        raise ValueError(f"`{name}` contains NaN or infinity ({bad} of {X.size} values); images must be finite.")
+    if expected_shape is not None and tuple(X.shape[1:]) != tuple(expected_shape):
+        c, shape = X.shape[1], tuple(X.shape[1:])
+        expected = tuple(expected_shape)
+        if c != expected[0]:
+            raise ValueError(
+                f"`{name}` has {c} channel(s) but the estimator was fitted on images with {expected[0]} "
+                f"(shape {shape} vs {expected})."
+            )
+        raise ValueError(f"`{name}` holds images of shape {shape} but the estimator was fitted on images of shape {expected}.")
+    return X

@@ -8,25 +8,20 @@ stopping that restores the best epoch, and ``random_state``.
 
 from __future__ import annotations
 
+import os
+from numbers import Integral, Real
+
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
 from skorch.dataset import ValidSplit
-from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
+from torch import nn
 
-from ._torch import (
-    AutoDeviceMixin,
-    ImageLabelDataset,
-    _seed_from,
-    dataset_targets,
-    input_shape,
-    is_dataset,
-    torch_seed,
-    training_callbacks,
-)
-from ._validation import check_labels, check_same_length
+from ._skorch import SKORCH_CONSTRAINTS, ShortcutNet, training_callbacks
+from ._torch import _seed_from
 from .nets import build_classifier
 
 __all__ = ["ERMClassifier"]
@@ -37,7 +32,7 @@ def _encoded_accuracy(net, X, y):
     return float(np.mean(net.predict_proba(X).argmax(axis=1) == np.asarray(y)))
 
 
-class ERMClassifier(AutoDeviceMixin, NeuralNetClassifier):
+class ERMClassifier(ShortcutNet, NeuralNetClassifier):
     """A skorch image classifier trained by ERM, with working defaults.
 
     Parameters
@@ -95,6 +90,15 @@ class ERMClassifier(AutoDeviceMixin, NeuralNetClassifier):
     >>> clf.predict(X[:3]).dtype.kind
     'U'
     """
+
+    _parameter_constraints = {
+        **SKORCH_CONSTRAINTS,
+        "module": [StrOptions({"cnn", "resnet18", "resnet34", "resnet50"}), nn.Module, type],
+        "weights": [str, os.PathLike, None],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
+        "patience": [Interval(Integral, 1, None, closed="left"), None],
+        "train_split": [callable, None],
+    }
 
     def __init__(
         self,
@@ -171,52 +175,51 @@ class ERMClassifier(AutoDeviceMixin, NeuralNetClassifier):
         y : array-like of shape (n,), optional
             Labels of any hashable type. May be omitted for a Dataset with a
             ``y`` attribute or ``(image, label, ...)`` items.
+        **fit_params
+            Passed to skorch's ``fit``.
 
         Returns
         -------
         self
         """
-        X, y = self._check_inputs(X, y)
-        self.label_encoder_ = LabelEncoder().fit(y)
-        y_enc = self.label_encoder_.transform(y).astype(np.int64)
-        if len(self.label_encoder_.classes_) < 2:
-            raise ValueError("`y` has a single class; a classifier needs at least two.")
-        self.n_classes_ = len(self.label_encoder_.classes_)
-        self.input_shape_ = input_shape(X)
-        seed = _seed_from(self.random_state)
-        self.split_seed_ = seed
-        if is_dataset(X):
-            X = ImageLabelDataset(X, y_enc)
-        with torch_seed(seed):
-            return super().fit(X, y_enc, **fit_params)
+        self._check_params()
+        X, y = self._images_and_labels(X, y)
+        y_enc = self._encode_labels(y)
+        self.split_seed_ = _seed_from(self.random_state)
+        with self._seeded():
+            return super().fit(self._as_skorch_input(X, y_enc), y_enc, **fit_params)
 
-    def _check_inputs(self, X, y):
-        if is_dataset(X):
-            y = dataset_targets(X) if y is None else y
-        else:
-            if hasattr(X, "detach"):
-                X = X.detach().cpu().numpy()
-            X = np.asarray(X, dtype=np.float32)
-            if X.ndim != 4:
-                raise ValueError(f"`X` must be images of shape (n, channels, height, width); got shape {X.shape}.")
-        y = check_labels(y, "y")
-        check_same_length(X=X, y=y)
-        return X, y
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """One more epoch on ``X``, ``y`` (the first call fits the label encoder and sizes the network).
+
+        Parameters
+        ----------
+        X, y
+            As for :meth:`fit`.
+        classes : array-like, optional
+            All classes, when the first batch does not hold every one of them.
+        **fit_params
+            Passed to skorch's ``partial_fit``.
+
+        Returns
+        -------
+        self
+        """
+        if "_routing_method" in fit_params:  # skorch's ``fit`` trains through ``partial_fit``: data already prepared
+            return super().partial_fit(X, y, classes=classes, **fit_params)
+        first = not (getattr(self, "initialized_", False) and hasattr(self, "label_encoder_"))
+        if first:
+            self._check_params()
+        X, y = self._images_and_labels(X, y, reset=first)
+        if first:
+            self._encode_labels(y if classes is None else np.concatenate([np.asarray(classes), y]))
+            self.split_seed_ = _seed_from(self.random_state)
+        y_enc = self._transform_labels(y)
+        with self._seeded(offset=len(getattr(self, "history_", []) or [])):
+            return super().partial_fit(self._as_skorch_input(X, y_enc), y_enc, **fit_params)
 
     def _as_input(self, X):
-        if is_dataset(X):
-            return ImageLabelDataset(X, np.zeros(len(X), dtype=np.int64))
-        if hasattr(X, "detach"):
-            X = X.detach().cpu().numpy()
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 4 or tuple(X.shape[1:]) != tuple(self.input_shape_):
-            raise ValueError(f"`X` must have shape (n, {', '.join(map(str, self.input_shape_))}); got {X.shape}.")
-        return X
-
-    @property
-    def classes_(self):
-        check_is_fitted(self, "label_encoder_")
-        return self.label_encoder_.classes_
+        return self._as_skorch_input(self._validate_images(X, reset=False))
 
     def predict_proba(self, X):
         """Class probabilities (softmax of the logits), columns in ``classes_`` order."""
@@ -230,13 +233,17 @@ class ERMClassifier(AutoDeviceMixin, NeuralNetClassifier):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def decision_function(self, X):
-        """Logits of the network, columns in ``classes_`` order."""
+        """Scores as scikit-learn's classifiers give them.
+
+        Returns
+        -------
+        ndarray of shape (n,) for two classes (the logit of ``classes_[1]``
+        minus that of ``classes_[0]``, positive for ``classes_[1]``), else
+        (n, n_classes) logits in ``classes_`` order.
+        """
         check_is_fitted(self, "label_encoder_")
         with torch.no_grad():
-            return self.forward(self._as_input(X), training=False).float().cpu().numpy()
-
-    def score(self, X, y, sample_weight=None):
-        """Mean accuracy on ``X`` and ``y``."""
-        from sklearn.metrics import accuracy_score
-
-        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+            logits = self.forward(self._as_input(X), training=False).float().cpu().numpy()
+        if logits.shape[1] == 2:
+            return logits[:, 1] - logits[:, 0]
+        return logits

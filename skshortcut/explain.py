@@ -43,7 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._torch import BaseModel, as_base_model, input_shape, iter_batches, n_samples, restore_module_state
+from ._torch import input_shape, iter_batches, n_samples, restore_module_state
+from .base_model import BaseModel, as_base_model, find_last_layer
 
 __all__ = [
     "attribute",
@@ -149,25 +150,7 @@ def find_last_conv(module: nn.Module, example) -> tuple[str, nn.Conv2d]:
     >>> find_last_conv(SmallCNN(n_blocks=2), torch.zeros(1, 3, 8, 8))[0]
     'features.4'
     """
-    module = _as_module(module)
-    order = []
-    names = {m: n for n, m in module.named_modules()}
-    handles = [
-        m.register_forward_hook(lambda mod, _i, _o: order.append(mod))
-        for m in module.modules()
-        if isinstance(m, nn.Conv2d)
-    ]
-    if not handles:
-        raise ValueError(f"{type(module).__name__} has no nn.Conv2d layer; pass `layer=` for the CAM methods.")
-    try:
-        with frozen_module(module), torch.no_grad():
-            module(torch.as_tensor(example))
-    finally:
-        for h in handles:
-            h.remove()
-    if not order:
-        raise ValueError(f"No nn.Conv2d layer of {type(module).__name__} was reached in a forward pass; pass `layer=`.")
-    return names[order[-1]], order[-1]
+    return find_last_layer(_as_module(module), example, nn.Conv2d, hint="; pass `layer=` for the CAM methods.")
 
 
 def _resolve_layer(module: nn.Module, layer, example) -> nn.Module:
@@ -616,7 +599,7 @@ def attribute(
     Parameters
     ----------
     model : BaseModel, fitted skorch net or nn.Module
-        The classifier (anything :func:`~skshortcut._torch.as_base_model` accepts).
+        The classifier (anything :func:`~skshortcut.base_model.as_base_model` accepts).
     X : ndarray, tensor or torch Dataset of images ``(n, c, h, w)``
     method : {"lrp", "xgradcam", "gradcam", "integrated_gradients", "saliency"}, default="lrp"
         The attribution class (:class:`LRP`, :class:`XGradCAM`, ...).

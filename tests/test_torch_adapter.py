@@ -7,7 +7,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from skshortcut import ERMClassifier
-from skshortcut._torch import as_base_model, iter_batches, resolve_base_model, resolve_device, torch_seed
+from skshortcut._torch import iter_batches, resolve_device, torch_seed
+from skshortcut.base_model import as_base_model, resolve_base_model
 from skshortcut.nets import SmallCNN
 
 

@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from skshortcut import ERMClassifier, WassersteinDisentangler
-from skshortcut._torch import as_base_model
+from skshortcut.base_model import as_base_model
 from skshortcut.datasets import make_foreground_background
 from skshortcut.generative.wasserstein import DisentanglerModule, wasserstein_terms
 from skshortcut.nets import Critic, SmallCNN

@@ -20,7 +20,6 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._torch import (
-    AutoDeviceMixin,
     ImageLabelDataset,
     _seed_from,
     input_shape,
@@ -28,8 +27,8 @@ from .._torch import (
     iter_batches,
     restore_module_state,
     torch_seed,
-    training_callbacks,
 )
+from .._skorch import AutoDeviceMixin, training_callbacks
 from ..nets import ConvDecoder, ConvEncoder
 
 __all__ = ["ConvAutoencoder", "Autoencoder"]

@@ -28,7 +28,8 @@ import torch
 from sklearn.utils import Bunch
 from torch import nn
 
-from .._torch import _module_device, iter_batches, n_samples, resolve_device, restore_module_state
+from .._torch import iter_batches, n_samples, resolve_device, restore_module_state
+from ..base_model import module_device as _module_device
 from .._validation import check_fraction, check_positive_int
 
 __all__ = ["LatentShift", "ClassifierOutput", "as_classifier_output", "as_autoencoder", "relative_change", "STOP_REASONS"]

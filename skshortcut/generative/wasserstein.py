@@ -29,17 +29,15 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._torch import (
-    AutoDeviceMixin,
     ImageLabelDataset,
     _seed_from,
     input_shape,
     is_dataset,
     iter_batches,
-    loss_term_callbacks,
     restore_module_state,
     torch_seed,
-    training_callbacks,
 )
+from .._skorch import AutoDeviceMixin, loss_term_callbacks, training_callbacks
 from .._validation import check_positive_int, check_same_length
 from ..nets import Critic, SmallCNN, build_classifier
 

@@ -13,7 +13,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._grouped import GroupedData
-from .._torch import input_shape, n_samples, resolve_base_model
+from .._torch import input_shape, n_samples
+from ..base_model import resolve_base_model
 from .._validation import check_labels, check_same_length
 from .spectral import SpectralEigengap, default_n_neighbors, kneighbors_graph, laplacian_spectrum, eigengap_n_clusters
 

@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._balance import balanced_indices
 from .._grouped import unpack_grouped
-from .._torch import as_base_model
+from ..base_model import as_base_model
 from .._validation import check_labels, check_same_length
 from ..metrics import worst_group_accuracy
 

@@ -43,21 +43,19 @@ from torch import nn
 from .._balance import balanced_indices
 from .._grouped import _take
 from .._torch import (
-    AutoDeviceMixin,
     _seed_from,
     dataset_targets,
     input_shape,
     is_dataset,
     iter_batches,
-    loss_term_callbacks,
     n_samples,
-    resolve_base_model,
     resolve_device,
     restore_module_state,
     torch_seed,
-    training_callbacks,
 )
+from .._skorch import AutoDeviceMixin, loss_term_callbacks, training_callbacks
 from .._validation import check_labels, check_same_length
+from ..base_model import resolve_base_model
 from ..metrics import worst_group_accuracy
 
 __all__ = [

@@ -1,0 +1,336 @@
+"""The one base of the package's skorch estimators.
+
+:class:`ShortcutNet` is mixed in front of a skorch ``NeuralNet`` (or
+``NeuralNetClassifier``) class. It holds what every network of the package
+shares, so that each estimator overrides only what differs (its
+``initialize_module``, ``get_loss`` or ``train_step``, its own parameters):
+
+* ``device="auto"`` (CUDA when present), reported back as ``"auto"`` by
+  ``get_params`` so that ``clone`` is faithful;
+* scikit-learn parameter constraints (``_parameter_constraints``) checked
+  at fit and at ``initialize``, beside skorch's own check of argument names;
+* image validation (:func:`~skshortcut._validation.check_images`): 4-D,
+  finite, any strides, the channel count and image size of fit at predict;
+  ``input_shape_``;
+* label encoding: ``label_encoder_``, ``classes_``, ``n_classes_``, a clear
+  error for continuous or single-class targets;
+* seeding from ``random_state`` without touching the caller's torch RNG;
+* the default callbacks (early stopping, progress bar, loss-term columns);
+* a scikit-learn ``repr`` that shows the parameters a user set, and tags that
+  say what input the estimator takes.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import Interval, Options, validate_parameter_constraints
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from ._torch import ImageLabelDataset, _seed_from, dataset_targets, input_shape, is_dataset, resolve_device, torch_seed
+from ._validation import check_images, check_labels, check_same_length
+
+__all__ = [
+    "AutoDeviceMixin",
+    "ShortcutNet",
+    "DeviceConstraint",
+    "SKORCH_CONSTRAINTS",
+    "training_callbacks",
+    "loss_term_callbacks",
+]
+
+
+class DeviceConstraint(Options):
+    """A scikit-learn parameter constraint: ``"auto"`` or anything ``torch.device`` accepts.
+
+    Examples
+    --------
+    >>> from skshortcut._skorch import DeviceConstraint
+    >>> DeviceConstraint().is_satisfied_by("cpu"), DeviceConstraint().is_satisfied_by("tpu9")
+    (True, False)
+    """
+
+    # scikit-learn takes only its own constraint classes: an ``Options`` whose
+    # membership test asks torch instead of a fixed set.
+    def __init__(self):
+        super().__init__(object, set())
+
+    def is_satisfied_by(self, val):
+        if val is None or isinstance(val, bool):
+            return False
+        try:
+            resolve_device(val)
+        except (ValueError, TypeError):
+            return False
+        return True
+
+    def __str__(self):
+        return "'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device"
+
+
+#: The constraints of skorch's own parameters, shared by every network.
+SKORCH_CONSTRAINTS = {
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+    "device": [DeviceConstraint(), None],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+    "callbacks": [list, None, Options(str, {"disable"})],
+    "optimizer": [callable],
+    "criterion": [callable],
+}
+
+
+class AutoDeviceMixin:
+    """Let a skorch net accept ``device="auto"``.
+
+    skorch reads ``self.device`` everywhere it moves tensors. The mixin
+    resolves ``"auto"`` when the net is initialised and keeps reporting
+    ``"auto"`` through ``get_params`` so that ``clone`` and grid searches see
+    the parameter the user set.
+    """
+
+    def initialize(self):
+        if isinstance(self.device, str) and self.device == "auto":
+            self.device = str(resolve_device("auto"))
+            self.device_auto_ = True
+        return super().initialize()
+
+    def get_params(self, deep=True, **kwargs):
+        params = super().get_params(deep=deep, **kwargs)
+        if getattr(self, "device_auto_", False) and "device" in params:
+            params["device"] = "auto"
+        return params
+
+    def set_params(self, **kwargs):
+        if "device" in kwargs:
+            self.device_auto_ = False
+        return super().set_params(**kwargs)
+
+
+def training_callbacks(*, verbose, patience=None, has_validation=False):
+    """The skorch callbacks every network of the package adds to skorch's defaults.
+
+    Early stopping on the validation loss (restoring the best epoch) when
+    ``patience`` is set and there is validation data, and a progress bar per
+    epoch when ``verbose``.
+
+    Returns
+    -------
+    list of (name, callback)
+
+    Examples
+    --------
+    >>> from skshortcut._skorch import training_callbacks
+    >>> [name for name, _ in training_callbacks(verbose=1, patience=3, has_validation=True)]
+    ['early_stopping', 'progress_bar']
+    >>> training_callbacks(verbose=0)
+    []
+    """
+    from skorch.callbacks import EarlyStopping, ProgressBar
+
+    callbacks = []
+    if patience is not None and has_validation:
+        callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=patience, load_best=True)))
+    if verbose:
+        callbacks.append(("progress_bar", ProgressBar()))
+    return callbacks
+
+
+def loss_term_callbacks(train_terms, valid_terms=()):
+    """History columns for the terms of a composite loss, recorded by ``get_loss``.
+
+    A network whose loss has several terms stores each batch's value with
+    ``self.history.record_batch(f"train_{name}", value)``; these skorch
+    ``PassthroughScoring`` callbacks average them per epoch into
+    ``train_<name>`` (and ``valid_<name>``) columns of the history and the
+    printed epoch table.
+
+    Parameters
+    ----------
+    train_terms, valid_terms : iterable of (name, lower_is_better)
+
+    Returns
+    -------
+    list of (name, callback)
+
+    Examples
+    --------
+    >>> from skshortcut._skorch import loss_term_callbacks
+    >>> [name for name, _ in loss_term_callbacks([("kl", True)], [("kl", True)])]
+    ['train_kl', 'valid_kl']
+    """
+    from skorch.callbacks import PassthroughScoring
+
+    callbacks = [
+        (f"train_{name}", PassthroughScoring(f"train_{name}", lower_is_better=lower, on_train=True))
+        for name, lower in train_terms
+    ]
+    callbacks += [(f"valid_{name}", PassthroughScoring(f"valid_{name}", lower_is_better=lower)) for name, lower in valid_terms]
+    return callbacks
+
+
+class ShortcutNet(AutoDeviceMixin):
+    """Mixin base of the package's skorch estimators (put it first in the bases).
+
+    Subclasses set ``_parameter_constraints`` (``SKORCH_CONSTRAINTS`` merged
+    with their own), call :meth:`_check_params` first in ``fit``, then
+    :meth:`_validate_images` / :meth:`_encode_labels`, and train inside
+    :meth:`_seeded`. At predict they call ``_validate_images(X, reset=False)``.
+
+    ``verbose`` means the same everywhere: ``0`` silent, ``>= 1`` skorch's
+    epoch table and a progress bar per epoch. ``batch_size`` is the number of
+    samples per optimisation step and per inference batch.
+    """
+
+    _parameter_constraints: dict = dict(SKORCH_CONSTRAINTS)
+    #: The image channel count is fixed at fit (a pretrained or fitted net cannot adapt).
+    _accepts_datasets = True
+
+    # ------------------------------------------------------------------ parameters
+    def _validate_params(self):
+        # skorch's own check of argument names (called by ``initialize``) ...
+        super()._validate_params()
+        # ... and scikit-learn's constraints on their values.
+        self._check_params()
+
+    def _check_params(self):
+        """Check the parameters against ``_parameter_constraints`` (scikit-learn's machinery)."""
+        from sklearn import get_config
+
+        if get_config().get("skip_parameter_validation"):
+            return
+        params = self.get_params(deep=False)
+        validate_parameter_constraints(
+            {k: v for k, v in self._parameter_constraints.items() if k in params},
+            params,
+            caller_name=type(self).__name__,
+        )
+
+    # ------------------------------------------------------------------ data
+    def _validate_images(self, X, *, reset: bool, name: str = "X"):
+        """Checked images: float32 C-contiguous arrays, or a Dataset whose first item is checked.
+
+        With ``reset=True`` (fit) records ``input_shape_``; otherwise checks X
+        against it.
+        """
+        if is_dataset(X):
+            if not self._accepts_datasets:
+                raise TypeError(f"{type(self).__name__} takes arrays or tensors for `{name}`, not a Dataset.")
+            if len(X) == 0:
+                raise ValueError(f"`{name}` is an empty Dataset; at least one sample is needed.")
+            shape = tuple(int(s) for s in input_shape(X))
+            if len(shape) != 3:
+                raise ValueError(
+                    f"The items of the Dataset `{name}` must be images (channels, height, width); got shape {shape}."
+                )
+            self._check_shape(shape, reset=reset, name=name)
+            return X
+        expected = None if reset else self._fitted_shape()
+        X = check_images(X, name, expected_shape=expected)
+        if reset:
+            self.input_shape_ = tuple(int(s) for s in X.shape[1:])
+        return X
+
+    def _fitted_shape(self):
+        check_is_fitted(self, "input_shape_")
+        return self.input_shape_
+
+    def _check_shape(self, shape, *, reset, name):
+        if reset:
+            self.input_shape_ = shape
+            return
+        expected = self._fitted_shape()
+        if shape != tuple(expected):
+            raise ValueError(
+                f"`{name}` holds images of shape {shape} but {type(self).__name__} was fitted on images of shape "
+                f"{tuple(expected)}."
+            )
+
+    def _encode_labels(self, y, *, name: str = "y", min_classes: int = 2) -> np.ndarray:
+        """Fit ``label_encoder_`` on classification labels and return them encoded as int64."""
+        y = check_labels(y, name)
+        try:
+            check_classification_targets(y)
+        except ValueError as exc:
+            raise ValueError(f"`{name}` must hold class labels: {exc}") from exc
+        self.label_encoder_ = LabelEncoder().fit(y)
+        self.n_classes_ = len(self.label_encoder_.classes_)
+        if self.n_classes_ < min_classes:
+            held = "a single class" if self.n_classes_ == 1 else f"{self.n_classes_} classes"
+            raise ValueError(f"`{name}` holds {held}; {type(self).__name__} needs at least {min_classes}.")
+        return self.label_encoder_.transform(y).astype(np.int64)
+
+    def _transform_labels(self, y, *, name: str = "y") -> np.ndarray:
+        """Encode labels with the fitted ``label_encoder_``; unknown classes are an error."""
+        check_is_fitted(self, "label_encoder_")
+        y = check_labels(y, name)
+        known = set(self.label_encoder_.classes_.tolist())
+        unknown = sorted({v for v in y.tolist() if v not in known}, key=repr)
+        if unknown:
+            raise ValueError(f"`{name}` holds classes {unknown} unseen at fit (classes: {sorted(known, key=repr)}).")
+        return self.label_encoder_.transform(y).astype(np.int64)
+
+    def _images_and_labels(self, X, y, *, reset: bool = True):
+        """Checked images and labels for fit: y may come from a Dataset; lengths must agree."""
+        if y is None and is_dataset(X):
+            y = dataset_targets(X)
+        X = self._validate_images(X, reset=reset)
+        y = check_labels(y, "y")
+        check_same_length(X=X, y=y)
+        return X, y
+
+    @staticmethod
+    def _as_skorch_input(X, y_enc=None):
+        """What skorch iterates over: arrays as they are, Datasets paired with (encoded) labels."""
+        if is_dataset(X):
+            return ImageLabelDataset(X, np.zeros(len(X), dtype=np.int64) if y_enc is None else y_enc)
+        return X
+
+    # ------------------------------------------------------------------ seeds
+    def _seeded(self, offset: int = 0):
+        """Context manager seeding torch from ``random_state`` (plus ``offset``), restoring the caller's RNG."""
+        seed = _seed_from(self.random_state)
+        return torch_seed(None if seed is None else seed + offset)
+
+    # ------------------------------------------------------------------ sklearn
+    @property
+    def classes_(self):
+        check_is_fitted(self, "label_encoder_")
+        return self.label_encoder_.classes_
+
+    def __repr__(self):
+        # scikit-learn's style (the parameters a user set), not skorch's list of modules
+        import inspect
+
+        defaults = {}
+        for klass in reversed(type(self).__mro__):
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            for p in inspect.signature(init).parameters.values():
+                if p.default is not inspect.Parameter.empty:
+                    defaults[p.name] = p.default
+        parts = []
+        for key, value in self.get_params(deep=False).items():
+            if key.startswith("_") or (key in defaults and repr(defaults[key]) == repr(value)):
+                continue
+            if key == "device" and value == "auto" and defaults.get("device") == "auto":
+                continue
+            parts.append(f"{key}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # images (n, channels, height, width) or a Dataset of them, not 2-D feature tables
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = False
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = self.random_state is None
+        return tags
