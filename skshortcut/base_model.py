@@ -255,7 +255,7 @@ class BaseModel:
     >>> from skshortcut.nets import SmallCNN
     >>> base = as_base_model(SmallCNN(n_classes=2), torch.zeros(2, 3, 8, 8), device="cpu")
     >>> base.embed(torch.zeros(5, 3, 8, 8)).shape
-    (5, 64)
+    (5, 128)
     """
 
     def __init__(self, module, head, head_name, device, classes=None):
