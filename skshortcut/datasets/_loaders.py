@@ -457,6 +457,24 @@ def _read_idx(root: Path, name: str, magic: int) -> np.ndarray:
     return data.reshape(shape)
 
 
+def _check_mnist_pair(root: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """Check that an MNIST images file and its labels file belong together."""
+    # the magic numbers fix the dimensions (3 for images, 1 for labels): only the counts can disagree
+    raw = root / "MNIST" / "raw"
+    if len(images) != len(labels):
+        raise ValueError(
+            f"{raw / (prefix + '-images-idx3-ubyte')} holds {len(images)} images but "
+            f"{raw / (prefix + '-labels-idx1-ubyte')} holds {len(labels)} labels; they must match."
+        )
+    # idx label files are unsigned bytes, so only the upper bound can be violated
+    bad = np.flatnonzero(labels > 9)
+    if len(bad):
+        raise ValueError(
+            f"{raw / (prefix + '-labels-idx1-ubyte')} holds digit labels outside 0-9 (first: {int(labels[bad[0]])} "
+            f"at index {int(bad[0])}, {len(bad)} in all)."
+        )
+
+
 def load_colored_mnist(
     root,
     split: str = "train",
@@ -520,7 +538,9 @@ def load_colored_mnist(
     FileNotFoundError
         If an idx file is missing.
     ValueError
-        If an idx file is malformed or an argument is invalid.
+        If an idx file is malformed, an images file and its labels file hold
+        different numbers of samples, a label is not a digit 0-9, or an
+        argument is invalid.
 
     Examples
     --------
@@ -543,6 +563,8 @@ def load_colored_mnist(
     train_labels = _read_idx(root, "train-labels-idx1-ubyte", _IDX_LABELS_MAGIC)
     test_images = _read_idx(root, "t10k-images-idx3-ubyte", _IDX_IMAGES_MAGIC)
     test_labels = _read_idx(root, "t10k-labels-idx1-ubyte", _IDX_LABELS_MAGIC)
+    _check_mnist_pair(root, "train", train_images, train_labels)
+    _check_mnist_pair(root, "t10k", test_images, test_labels)
     if n_val >= len(train_images):
         raise ValueError(
             f"n_val must be smaller than the {len(train_images)} training images, got {n_val}."

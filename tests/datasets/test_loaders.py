@@ -331,3 +331,22 @@ def test_colored_mnist_errors(tmp_path):
     labels.write_bytes(_idx_bytes(np.zeros(20), 2049)[:-3])
     with pytest.raises(ValueError, match="header announces"):
         load_colored_mnist(tmp_path, n_val=20)
+
+
+@pytest.mark.parametrize("prefix", ["train", "t10k"])
+def test_colored_mnist_refuses_image_and_label_counts_that_differ(tmp_path, prefix):
+    _write_mnist(tmp_path)
+    n = 40 if prefix == "train" else 20
+    (tmp_path / "MNIST" / "raw" / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx_bytes(np.arange(n - 1) % 10, 2049))
+    with pytest.raises(ValueError, match=rf"holds {n} images but .*{prefix}-labels-idx1-ubyte holds {n - 1} labels"):
+        load_colored_mnist(tmp_path, "test" if prefix == "t10k" else "train", n_val=20)
+
+
+def test_colored_mnist_refuses_labels_that_are_not_digits(tmp_path):
+    _write_mnist(tmp_path)
+    labels = np.arange(20) % 10
+    labels[7] = 12
+    (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(_idx_bytes(labels, 2049))
+    with pytest.raises(ValueError, match=r"outside 0-9 \(first: 12 at index 7, 1 in all\)"):
+        load_colored_mnist(tmp_path, "test", n_val=20)
+
