@@ -8,7 +8,8 @@ shares, so that each estimator overrides only what differs (its
 * ``device="auto"`` (CUDA when present), reported back as ``"auto"`` by
   ``get_params`` so that ``clone`` is faithful;
 * scikit-learn parameter constraints (``_parameter_constraints``) checked
-  at fit and at ``initialize``, beside skorch's own check of argument names;
+  at fit and at ``initialize`` (not at ``set_params``), beside skorch's own
+  check of argument names;
 * image validation (:func:`~skshortcut._validation.check_images`): 4-D,
   finite, any strides, the channel count and image size of fit at predict;
   ``input_shape_``;
@@ -136,6 +137,10 @@ def training_callbacks(*, verbose, patience=None, has_validation=False):
     from skorch.callbacks import EarlyStopping, ProgressBar
 
     callbacks = []
+    try:  # read by skorch's ``get_params`` too, where a parameter may still hold anything
+        verbose = bool(verbose)
+    except (TypeError, ValueError):
+        verbose = False
     if patience is not None and has_validation:
         callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=patience, load_best=True)))
     if verbose:
@@ -190,15 +195,43 @@ class ShortcutNet(AutoDeviceMixin):
     """
 
     _parameter_constraints: dict = dict(SKORCH_CONSTRAINTS)
-    #: The image channel count is fixed at fit (a pretrained or fitted net cannot adapt).
+    #: Whether ``X`` may be a torch Dataset.
     _accepts_datasets = True
 
+    # skorch's ``__init__`` sets three state attributes; scikit-learn's rule is that
+    # ``__init__`` only stores parameters (and ``check_is_fitted`` reads attributes
+    # ending in "_" as fitted state). Their unfitted values live on the class instead.
+    history_ = None
+    initialized_ = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.__dict__.get("history_", 0) is None:
+            del self.__dict__["history_"]
+        if self.__dict__.get("initialized_", 0) is False:
+            del self.__dict__["initialized_"]
+        if self.__dict__.get("virtual_params_", 0) == {}:
+            del self.__dict__["virtual_params_"]
+
+    @property
+    def virtual_params_(self):
+        return self.__dict__.setdefault("_virtual_params", {})
+
+    @virtual_params_.setter
+    def virtual_params_(self, value):
+        self.__dict__["_virtual_params"] = value
+
+    def _get_param_names(self):
+        # skorch lists every instance attribute not ending in "_" (``_params_to_validate``
+        # included); private attributes are not parameters.
+        return [k for k in super()._get_param_names() if not k.startswith("_")]
+
     # ------------------------------------------------------------------ parameters
-    def _validate_params(self):
-        # skorch's own check of argument names (called by ``initialize``) ...
-        super()._validate_params()
-        # ... and scikit-learn's constraints on their values.
+    def initialize(self):
+        # scikit-learn's constraints on the parameters' values (skorch checks their names),
+        # when the net is built: at fit, or by a direct ``initialize()``
         self._check_params()
+        return super().initialize()
 
     def _check_params(self):
         """Check the parameters against ``_parameter_constraints`` (scikit-learn's machinery)."""

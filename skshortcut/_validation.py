@@ -104,9 +104,9 @@ def check_images(X, name: str = "X", *, expected_shape=None) -> np.ndarray:
     Raises
     ------
     TypeError
-        If ``X`` is not numeric (strings, objects, complex numbers) or is sparse.
+        If ``X`` is not numeric (strings, objects that are not numbers) or is sparse.
     ValueError
-        If ``X`` is not 4-D, is empty, holds NaN or infinity, or does not match
+        If ``X`` is complex, is not 4-D, is empty, holds NaN or infinity, or does not match
         ``expected_shape``.
 
     Examples
@@ -125,6 +125,13 @@ def check_images(X, name: str = "X", *, expected_shape=None) -> np.ndarray:
     if hasattr(X, "detach"):  # torch tensor
         X = X.detach().cpu().numpy()
     X = np.asarray(X)
+    if X.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: `{name}` must hold real numbers (images in [0, 1]).")
+    if X.dtype.kind == "O":
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"`{name}` must hold real numbers (images in [0, 1]); got objects that are not: {exc}") from exc
     if X.dtype.kind not in "biuf":
         raise TypeError(f"`{name}` must hold real numbers (images in [0, 1]); got dtype {X.dtype}.")
     if X.ndim != 4:

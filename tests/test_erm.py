@@ -47,9 +47,20 @@ def test_pickle_round_trip(tiny_images):
 
 def test_early_stopping_restores_best(tiny_images):
     X, y = tiny_images
-    clf = ERMClassifier(max_epochs=30, patience=2, lr=0.05, random_state=0).fit(X, y)
+    clf = ERMClassifier(max_epochs=30, patience=2, lr=0.05, random_state=0, device="cpu").fit(X, y)
     losses = [h["valid_loss"] for h in clf.history]
-    assert len(clf.history) < 30 or min(losses) == losses[-1]
+    best = int(np.argmin(losses))
+    assert len(clf.history) < 30, "early stopping never triggered: the test needs a run that stops"
+    assert best < len(losses) - 1, "the last epoch was the best: restoring would be invisible"
+    # the restored network's loss on the validation split is the best epoch's, not the last one's
+    y_enc = clf.label_encoder_.transform(y)
+    _, valid = clf.get_split_datasets(X, y_enc)
+    Xv = np.stack([valid[i][0] for i in range(len(valid))])
+    yv = torch.as_tensor(np.array([valid[i][1] for i in range(len(valid))]))
+    with torch.no_grad():
+        restored = torch.nn.functional.cross_entropy(clf.module_(torch.as_tensor(Xv)), yv).item()
+    assert restored == pytest.approx(losses[best], rel=1e-4)
+    assert abs(restored - losses[-1]) > 1e-4
 
 
 def test_three_classes_and_dataset_input(tiny_images):

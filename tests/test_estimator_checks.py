@@ -1,0 +1,122 @@
+"""scikit-learn's own estimator checks over every public estimator.
+
+Estimators over feature tables run every check. The image estimators take
+4-D images ``(n, channels, height, width)``; scikit-learn's checks build 2-D
+feature tables, so each image estimator runs them through a test-only
+subclass whose tags claim 2-D input (its own tags honestly say it does not),
+and the checks that fit, predict or transform on such a table are expected to
+fail, each with that reason. Every other check must pass. The same laws on
+images (fit returns self, idempotence, pickling, NaN, shapes, label types, ...)
+are in ``tests/test_image_estimator_laws.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skshortcut import ERMClassifier
+
+# The checks that feed a 2-D feature table to fit / predict / transform.
+IMAGE_INAPPLICABLE = {
+    "check_fit_score_takes_y",
+    "check_estimators_overwrite_params",
+    "check_dont_overwrite_parameters",
+    "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input",
+    "check_n_features_in_after_fitting",
+    "check_positive_only_tag_during_fit",
+    "check_estimators_dtypes",
+    "check_dtype_object",
+    "check_estimators_empty_data_messages",
+    "check_pipeline_consistency",
+    "check_estimators_nan_inf",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_classifier_data_not_an_array",
+    "check_classifiers_one_label",
+    "check_classifiers_one_label_sample_weights",
+    "check_classifiers_classes",
+    "check_estimators_partial_fit_n_features",
+    "check_classifiers_train",
+    "check_classifiers_regression_target",
+    "check_supervised_y_2d",
+    "check_decision_proba_consistency",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_fit2d_1sample",
+    "check_fit2d_1feature",
+    "check_dict_unchanged",
+    "check_fit_idempotent",
+    "check_fit_check_is_fitted",
+    "check_n_features_in",
+    "check_fit2d_predict1d",
+    "check_requires_y_none",
+    "check_transformer_general",
+    "check_transformer_preserve_dtypes",
+    "check_transformers_unfitted_stateless",
+    "check_transformer_n_iter",
+    "check_transformer_data_not_an_array",
+    "check_set_output_transform",
+    "check_global_output_transform_pandas",
+    "check_global_set_output_transform_polars",
+    "check_set_output_transform_pandas",
+    "check_set_output_transform_polars",
+    "check_fit_non_negative",
+    "check_sample_weight_equivalence_on_dense_data",
+    "check_sample_weights_not_an_array",
+    "check_sample_weights_list",
+    "check_sample_weights_shape",
+    "check_sample_weights_not_overwritten",
+    "check_sample_weight_equivalence_on_sparse_data",
+    "check_sample_weights_invariance",
+    "check_classifiers_multilabel_representation_invariance",
+    "check_classifiers_multilabel_output_format_predict",
+    "check_classifiers_multilabel_output_format_predict_proba",
+    "check_classifiers_multilabel_output_format_decision_function",
+    "check_get_feature_names_out_error",
+}
+IMAGE_REASON = (
+    "fits, predicts or transforms on the check's 2-D feature table; the estimator takes 4-D images "
+    "(n, channels, height, width), and tests/test_image_estimator_laws.py checks the same law on images"
+)
+
+
+@functools.cache
+def _checked_class(cls):
+    """A subclass whose tags claim 2-D input, so that scikit-learn generates its checks."""
+
+    def __sklearn_tags__(self):
+        tags = cls.__sklearn_tags__(self)
+        tags.input_tags.two_d_array = True
+        return tags
+
+    return type(cls.__name__, (cls,), {"__sklearn_tags__": __sklearn_tags__, "__module__": cls.__module__})
+
+
+def _for_checks(estimator):
+    return _checked_class(type(estimator))(**estimator.get_params(deep=False))
+
+
+IMAGE_ESTIMATORS = [
+    ERMClassifier(max_epochs=1, random_state=0, device="cpu"),
+]
+FEATURE_ESTIMATORS = []
+
+
+def _expected_failures(estimator):
+    return {name: IMAGE_REASON for name in IMAGE_INAPPLICABLE}
+
+
+@parametrize_with_checks([_for_checks(e) for e in IMAGE_ESTIMATORS], expected_failed_checks=_expected_failures)
+def test_image_estimators_pass_sklearn_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("estimator", IMAGE_ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_image_estimator_tags_say_images(estimator):
+    tags = estimator.__sklearn_tags__()
+    assert tags.input_tags.two_d_array is False
+    assert tags.input_tags.allow_nan is False
