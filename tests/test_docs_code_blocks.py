@@ -1,4 +1,4 @@
-"""Every Python code block of the documentation runs.
+"""Every Python code block of the documentation (docs/ and the README) runs.
 
 The blocks of one page run in order in one namespace, as a reader would paste
 them, in a temporary working directory, with a non-interactive matplotlib
@@ -38,23 +38,18 @@ def python_blocks(text: str) -> list[tuple[int, str]]:
             i += 1
             continue
         indent = len(m.group(1))
-        start = i + 1
-        j = start
-        while j < len(lines) and (not lines[j].strip() or lines[j].lstrip().startswith(":")) and j == start:
-            j += 1
         body = []
-        j = start
+        j = i + 1
         while j < len(lines):
             line = lines[j]
             if line.strip() and (len(line) - len(line.lstrip())) <= indent:
                 break
-            body.append(line)
+            if not re.match(r"^\s*:\w+:", line):  # directive options such as :caption:
+                body.append(line)
             j += 1
-        body = [b for b in body if not re.match(r"^\s*:\w+:", b)]
-        code_lines = [b for b in body]
-        nonblank = [b for b in code_lines if b.strip()]
-        width = min((len(b) - len(b.lstrip()) for b in nonblank), default=0)
-        code = "\n".join(b[width:] for b in code_lines).strip("\n")
+        width = min((len(b) - len(b.lstrip()) for b in body if b.strip()), default=0)
+        code = "\n".join(b[width:] for b in body).strip("\n")
+        start = i + 1
         if stand_in is not None:
             code = (STAND_INS / stand_in).read_text()
             stand_in = None
@@ -63,16 +58,31 @@ def python_blocks(text: str) -> list[tuple[int, str]]:
     return blocks
 
 
-PAGES = [p for p in DOCS if python_blocks(p.read_text())]
+def markdown_blocks(text: str) -> list[tuple[int, str]]:
+    """``(line number, code)`` of every fenced ```python block of a Markdown text."""
+    blocks = []
+    for m in re.finditer(r"^```python\n(.*?)^```", text, flags=re.S | re.M):
+        blocks.append((text[: m.start()].count("\n") + 2, m.group(1).rstrip("\n")))
+    return blocks
+
+
+def page_blocks(page: Path) -> list[tuple[int, str]]:
+    text = page.read_text()
+    return markdown_blocks(text) if page.suffix == ".md" else python_blocks(text)
+
+
+PAGES = [p for p in [ROOT / "README.md", *DOCS] if page_blocks(p)]
 
 
 def test_the_parser_finds_blocks():
     text = "Intro\n\n.. code-block:: python\n\n   x = 1\n\n   y = x + 1\n\nAfter.\n\n.. code-block:: bash\n\n   ls\n"
     assert python_blocks(text) == [(3, "x = 1\n\ny = x + 1")]
+    assert markdown_blocks("# t\n\n```python\na = 2\n```\n\n```bash\nls\n```\n") == [(4, "a = 2")]
     assert len(PAGES) >= 10
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT / "docs")))
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_python_block_runs(page, tmp_path, monkeypatch):
     import matplotlib
 
@@ -80,7 +90,7 @@ def test_every_python_block_runs(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     namespace = {"__name__": "__main__"}
-    for line, code in python_blocks(page.read_text()):
+    for line, code in page_blocks(page):
         try:
             exec(compile(code, f"{page.name}:{line}", "exec"), namespace)
         except Exception as exc:  # noqa: BLE001 - re-raised with the block's place
