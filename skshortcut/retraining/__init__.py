@@ -2,5 +2,8 @@
 
 from .dfr import DFRRetrainer
 from .mask_and_combine import MaskAndCombineRetrainer
+from .afr import AFRRetrainer
+from .jtt import JTTRetrainer
+from .group_dro import GroupDRORetrainer
 
-__all__ = ["DFRRetrainer", "MaskAndCombineRetrainer"]
+__all__ = ["DFRRetrainer", "MaskAndCombineRetrainer", "AFRRetrainer", "JTTRetrainer", "GroupDRORetrainer"]
