@@ -396,7 +396,7 @@ def test_fit_z2_refits_only_the_second_stage(data):
     clf.set_params(z2_classifier=LogisticRegression()).fit_z2(X, y)
     assert isinstance(clf.z2_classifier_, LogisticRegression)
     np.testing.assert_allclose(clf.transform(X), Z)
-    with pytest.raises(ValueError, match="not trained on"):
+    with pytest.raises(ValueError, match="unseen at fit"):
         clf.fit_z2(X, np.array(["cat", "bird"] * 32))
     with pytest.raises(ValueError, match="changed since"):
         clf.set_params(z_p=0.75).fit_z2(X, y)

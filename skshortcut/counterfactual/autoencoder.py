@@ -11,24 +11,19 @@ for faces; for the embedded benchmarks a small convolutional autoencoder
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.dataset import ValidSplit
 from sklearn.base import TransformerMixin
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .._torch import (
-    ImageLabelDataset,
-    _seed_from,
-    input_shape,
-    is_dataset,
-    iter_batches,
-    restore_module_state,
-    torch_seed,
-)
-from .._skorch import AutoDeviceMixin, training_callbacks
+from .._skorch import SKORCH_CONSTRAINTS, ShortcutNet, training_callbacks
+from .._torch import _seed_from, is_dataset, iter_batches, n_samples, restore_module_state
 from ..nets import ConvDecoder, ConvEncoder
 
 __all__ = ["ConvAutoencoder", "Autoencoder"]
@@ -80,7 +75,7 @@ class ConvAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
-class Autoencoder(AutoDeviceMixin, TransformerMixin, NeuralNet):
+class Autoencoder(ShortcutNet, TransformerMixin, NeuralNet):
     """A skorch autoencoder for images: ``fit(X)``, ``transform`` to codes, ``inverse_transform`` to images.
 
     The reconstruction loss compares the decoder output with the input
@@ -104,7 +99,10 @@ class Autoencoder(AutoDeviceMixin, TransformerMixin, NeuralNet):
     lr : float, default=3e-3
     max_epochs : int, default=20
     batch_size : int, default=128
-    validation_fraction : float, default=0.1
+        Samples per optimisation step and per inference batch
+        (:meth:`transform`, :meth:`inverse_transform`, :meth:`score`);
+        ``-1``: all samples at once.
+    validation_fraction : float in [0, 1), default=0.1
         Share of the data held out to monitor ``valid_loss``; ``0`` trains on
         everything without early stopping. Ignored when ``train_split`` is given.
     patience : int or None, default=5
@@ -116,7 +114,8 @@ class Autoencoder(AutoDeviceMixin, TransformerMixin, NeuralNet):
         Seeds initialisation, batch order and the validation split; the
         caller's torch RNG is left untouched.
     verbose : int, default=0
-        ``>= 1`` prints skorch's epoch table and a progress bar.
+        ``0`` is silent; ``>= 1`` prints skorch's epoch table and a progress
+        bar per epoch.
     **kwargs
         Other skorch ``NeuralNet`` parameters.
 
@@ -137,7 +136,18 @@ class Autoencoder(AutoDeviceMixin, TransformerMixin, NeuralNet):
     (32, 4)
     >>> ae.inverse_transform(ae.transform(X[:2])).shape
     (2, 3, 8, 8)
+    >>> ae.score(X) <= 0  # negative mean squared error: greater is better
+    True
     """
+
+    _parameter_constraints = {
+        **SKORCH_CONSTRAINTS,
+        "module": [nn.Module, type, None],
+        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left"), None],
+        "train_split": [callable, None],
+    }
 
     def __init__(
         self,
@@ -218,15 +228,11 @@ class Autoencoder(AutoDeviceMixin, TransformerMixin, NeuralNet):
         -------
         self
         """
-        X = _check_images(X, "X")
-        self.input_shape_ = input_shape(X)
-        if len(self.input_shape_) != 3:
-            raise ValueError(f"`X` must hold images (channels, height, width); got sample shape {self.input_shape_}.")
+        self._check_params()
+        X = self._validate_images(X, reset=True)
         self.split_seed_ = _seed_from(self.random_state)
-        dummy = np.zeros(len(X), dtype=np.float32)
-        data = ImageLabelDataset(X, dummy) if is_dataset(X) else X
-        with torch_seed(self.split_seed_):
-            return super().fit(data, None if not is_dataset(X) else dummy, **fit_params)
+        with self._seeded():
+            return super().fit(self._as_skorch_input(X), None, **fit_params)
 
     def _coder(self):
         check_is_fitted(self, "module_")
@@ -234,6 +240,11 @@ class Autoencoder(AutoDeviceMixin, TransformerMixin, NeuralNet):
         if not (callable(getattr(module, "encode", None)) and callable(getattr(module, "decode", None))):
             raise TypeError(f"The autoencoder module {type(module).__name__} has no `encode`/`decode` methods.")
         return module
+
+    def _batches(self, X):
+        """X in batches of ``batch_size`` (``-1``: all at once) on ``device``."""
+        # sliced by ``iter_batches``: skorch's DataLoader would draw from the caller's torch RNG
+        return iter_batches(X, n_samples(X) if self.batch_size == -1 else self.batch_size, device=self.device)
 
     def encode(self, x):
         """Differentiable ``E(x)`` for a tensor batch on ``device``."""
@@ -251,13 +262,10 @@ class Autoencoder(AutoDeviceMixin, TransformerMixin, NeuralNet):
         ndarray of shape (n_samples, latent_dim)
         """
         module = self._coder()
-        X = _check_images(X, "X")
-        out = []
+        X = self._validate_images(X, reset=False)
         with restore_module_state(module), torch.no_grad():
             module.eval()
-            for xb in iter_batches(X, self.batch_size, device=self.device):
-                out.append(module.encode(xb).float().cpu().numpy())
-        return np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
+            return np.concatenate([module.encode(xb).float().cpu().numpy() for xb in self._batches(X)])
 
     def inverse_transform(self, Z):
         """Images decoded from latent codes Z, in batches, in eval mode.
@@ -270,32 +278,36 @@ class Autoencoder(AutoDeviceMixin, TransformerMixin, NeuralNet):
         Z = np.asarray(Z.detach().cpu() if hasattr(Z, "detach") else Z, dtype=np.float32)
         if Z.ndim != 2:
             raise ValueError(f"`Z` must be latent codes of shape (n, latent_dim); got shape {Z.shape}.")
-        out = []
+        if len(Z) == 0:
+            return np.empty((0, *self.input_shape_), dtype=np.float32)
         with restore_module_state(module), torch.no_grad():
             module.eval()
-            for zb in iter_batches(Z, self.batch_size, device=self.device):
-                out.append(module.decode(zb).float().cpu().numpy())
-        return np.concatenate(out) if out else np.empty((0, *self.input_shape_), dtype=np.float32)
+            return np.concatenate([module.decode(zb).float().cpu().numpy() for zb in self._batches(Z)])
 
     def reconstruct(self, X):
         """``D(E(x))`` for images X, as a numpy array."""
         return self.inverse_transform(self.transform(X))
 
     def score(self, X, y=None):
-        """Negative mean reconstruction error (mean squared error per pixel); greater is better."""
-        X = _check_images(X, "X")
+        """Negative mean squared reconstruction error per pixel: greater is better, 0 is perfect.
+
+        Scikit-learn's model selection maximises scores, so ``GridSearchCV``
+        over an ``Autoencoder`` picks the one that reconstructs best.
+
+        Parameters
+        ----------
+        X : images or Dataset
+        y : ignored
+
+        Returns
+        -------
+        float
+            ``-mean((D(E(x)) - x) ** 2)`` over images and pixels.
+        """
+        X = self._validate_images(X, reset=False)
         rec = self.reconstruct(X)
-        ref = np.concatenate([b.cpu().numpy() for b in iter_batches(X, self.batch_size)]) if is_dataset(X) else X
+        if is_dataset(X):
+            ref = np.concatenate([xb.cpu().numpy() for xb in self._batches(X)])
+        else:
+            ref = X
         return -float(np.mean((rec - ref) ** 2))
-
-
-def _check_images(X, name):
-    """Arrays and tensors as float32 numpy images (n, c, h, w); Datasets pass through."""
-    if is_dataset(X):
-        return X
-    if hasattr(X, "detach"):
-        X = X.detach().cpu().numpy()
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 4:
-        raise ValueError(f"`{name}` must be images of shape (n, channels, height, width); got shape {X.shape}.")
-    return X
