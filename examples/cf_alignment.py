@@ -68,7 +68,7 @@ fixed = rectify(data.val.X[:200], (f_biased, None), (f_bottom, 1), autoencoder, 
 before = scorer.alignment_["bottom"]
 after = CFAlignmentScorer(autoencoder, (fixed, None), {"bottom": (f_bottom, 1)}, max_image_change=None,
                           device="cpu").fit(data.test.X).alignment_["bottom"]
-print(f"\nrectify: beta = {fixed.beta:+.3f} (the injected bias was +0.3)")
+print(f"\nrectify: beta = {fixed.beta_:+.3f} (the injected bias was +0.3)")
 print(f"alignment with the bottom digit on test images: {before:+.3f} -> {after:+.3f}")
 print(f"top-digit accuracy of the repaired classifier: {fixed.score(data.test.X, data.test.spurious):.3f}")
 print(f"\nfigures in {out}")

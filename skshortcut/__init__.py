@@ -2,7 +2,7 @@
 
 from ._grouped import GroupedData, unpack_grouped
 from .erm import ERMClassifier
-from .counterfactual import CFAlignmentScorer, LatentShift, make_alignment_scorer, rectify
+from .counterfactual import CFAlignmentScorer, CFRectifier, LatentShift, make_alignment_scorer, rectify
 from .generative.chroma_vae import ChromaVAEClassifier
 from .grouping import ExMapGrouper, FeatureClusterGrouper
 from .generative.diffusion import DiffusionShiftGenerator
@@ -37,6 +37,7 @@ __all__ = [
     "worst_group_accuracy",
     "worst_group_scorer",
     "CFAlignmentScorer",
+    "CFRectifier",
     "LatentShift",
     "make_alignment_scorer",
     "rectify",

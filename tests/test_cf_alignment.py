@@ -8,13 +8,18 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+import pickle
+
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV
+from sklearn.utils._param_validation import InvalidParameterError
 from torch import nn
+from torch.utils.data import TensorDataset
 
 import skshortcut
-from skshortcut import CFAlignmentScorer, ERMClassifier, make_alignment_scorer, rectify
+from skshortcut import CFAlignmentScorer, CFRectifier, ERMClassifier, LatentShift, make_alignment_scorer, rectify
 from skshortcut.counterfactual import (
     AdditiveClassifier,
     Alignment,
@@ -110,9 +115,9 @@ def test_unbiased_base_is_not_aligned_and_biased_one_is():
     biased = scorer((biased_clf, None)).fit(X)
     assert biased.alignment_["b"] > 0.1
     assert biased.alignment_.stderr["b"] < biased.alignment_["b"] / 3
-    # the score a user minimises: mean |relative change| towards the spurious classifier
+    # the score, greater is better: minus the mean |relative change| towards the spurious classifier
     assert unbiased.set_params(spurious=["b"]).score(X) == pytest.approx(0.0, abs=1e-6)
-    assert biased.set_params(spurious="b").score(X) > 0.1
+    assert biased.set_params(spurious="b").score(X) < -0.1
 
 
 def test_fitted_attributes_counterfactuals_and_matrix():
@@ -196,6 +201,11 @@ def test_additive_classifier_is_eq5_and_a_classifier(tiny_images):
                                atol=1e-6)
     copy = clone(nested).fit()
     np.testing.assert_allclose(copy.decision_function(X), nested.decision_function(X))
+    # the scorer's clone keeps the fitted classifiers too (GridSearchCV, cross_validate), frozen or not
+    s = CFAlignmentScorer(IDENTITY, (fa, "yes"), {"b": (fb, 1)}, device="cpu")
+    assert clone(s).base[0] is fa and clone(s).downstream["b"][0] is fb
+    frozen = AdditiveClassifier((FrozenEstimator(fa), "yes"), (fb, 1), beta=-0.4, device="cpu").fit()
+    np.testing.assert_allclose(frozen.decision_function(X), f.decision_function(X))
     with pytest.raises(TypeError, match="target"):
         AdditiveClassifier(fa, (fb, 1)).fit()
     with pytest.raises(TypeError, match="beta"):
@@ -254,8 +264,9 @@ def test_rectify_recovers_the_injected_coefficient():
     biased = AdditiveClassifier((FA, 1), (FB, 1), beta=0.3, device="cpu").fit()
     fixed = rectify(X, (biased, None), (FB, 1), IDENTITY, learning_rate=0.5, max_iter=40, patience=8,
                     max_image_change=None, device="cpu", random_state=0)
-    assert isinstance(fixed, AdditiveClassifier) and fixed.target[0] is biased
-    assert fixed.beta == pytest.approx(-0.3, abs=0.06)
+    assert isinstance(fixed, CFRectifier) and fixed.target[0] is biased
+    assert isinstance(fixed.classifier_, AdditiveClassifier) and fixed.classifier_.beta == fixed.beta_
+    assert fixed.beta_ == pytest.approx(-0.3, abs=0.06)
     assert abs(fixed.val_psi_) < 0.05
     hist = fixed.history_
     assert hist[0]["beta"] == 0.0 and hist[0]["val_psi"] > 0.1
@@ -281,6 +292,105 @@ def test_rectify_arguments():
         rectify(-np.abs(X), (FA, 1), (FB, 1), IDENTITY, device="cpu")
 
 
+def test_rectifier_is_an_estimator_learning_beta():
+    """fit learns beta_ and history_; the parameters stay as the user set them; clone and pickle work."""
+    X = points(120, seed=3)
+    biased = AdditiveClassifier((FA, 1), (FB, 1), beta=0.3, device="cpu").fit()
+    est = CFRectifier((biased, None), (FB, 1), IDENTITY, learning_rate=0.5, max_iter=6, max_image_change=None,
+                      device="cpu", random_state=0)
+    params = est.get_params(deep=False)
+    assert est.fit(X) is est
+    assert est.get_params(deep=False) == params and "beta" not in params and est.beta_init == 0.0
+    assert est.beta_ < 0 and est.history_[est.best_iteration_]["beta"] == est.beta_
+    assert est.classes_.tolist() == [False, True] and est.positive_class_ is True
+    # what rectify returns is the same estimator, fitted the same way
+    same = rectify(X, (biased, None), (FB, 1), IDENTITY, learning_rate=0.5, max_iter=6, max_image_change=None,
+                   device="cpu", random_state=0)
+    assert same.beta_ == est.beta_
+    assert [(h["beta"], h["val_psi"]) for h in same.history_] == [(h["beta"], h["val_psi"]) for h in est.history_]
+    # a classifier: predict, predict_proba, decision_function and score of f_target + beta_ f_spurious
+    Xt = points(50, seed=4)
+    np.testing.assert_array_equal(est.decision_function(Xt), est.classifier_.decision_function(Xt))
+    assert est.predict_proba(Xt).shape == (50, 2) and 0 <= est.score(Xt, Xt[:, 0] > 0) <= 1
+    # the base of an alignment scorer and the target of a further composition
+    aligned = CFAlignmentScorer(IDENTITY, (est, None), {"b": (FB, 1)}, max_image_change=None, device="cpu").fit(Xt)
+    assert np.isfinite(aligned.alignment_["b"])
+    nested = AdditiveClassifier((est, None), (FB, 1), beta=0.1, device="cpu").fit()
+    np.testing.assert_allclose(nested.decision_function(Xt), est.decision_function(Xt) + 0.1 * (
+        torch.sigmoid(4 * torch.as_tensor(Xt[:, 1])).numpy()), rtol=1e-5, atol=1e-6)
+    # clone keeps the fitted parts, unfitted itself; a pickled copy predicts the same
+    copy = clone(est)
+    assert copy.target[0] is biased and not hasattr(copy, "beta_")
+    with pytest.raises(NotFittedError):
+        copy.predict(Xt)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict(Xt), est.predict(Xt))
+
+
+def test_score_is_greater_is_better_and_grid_search_picks_the_less_aligned_base():
+    """GridSearchCV over the scorer itself (its own score, no scoring=) keeps the base that is not aligned."""
+    X = points(60)
+    candidates = [(MixModule(0.0), 1), (MixModule(1.0), 1)]
+    search = GridSearchCV(CFAlignmentScorer(IDENTITY, candidates[0], {"b": (FB, 1)}, spurious="b",
+                                            max_image_change=None, device="cpu"), {"base": candidates}, cv=2).fit(X)
+    assert search.best_params_["base"] is candidates[0]
+    s0, s1 = search.cv_results_["mean_test_score"]
+    assert s0 == pytest.approx(0.0, abs=1e-6) and s1 < -0.1
+    # make_alignment_scorer gives a candidate model the same number as the scorer's score
+    scoring = make_alignment_scorer(IDENTITY, {"b": (FB, 1)}, max_image_change=None, device="cpu")
+    model = ClassifierLike(0.5).fit(X, None)
+    direct = CFAlignmentScorer(IDENTITY, (model, 1), {"b": (FB, 1)}, max_image_change=None, device="cpu").fit(X)
+    assert scoring(model, X) == pytest.approx(direct.score(X)) and scoring(model, X) < -0.1
+
+
+def test_non_finite_images_are_refused():
+    X = points(20)
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    inf_images = np.random.RandomState(0).rand(4, 3, 2, 2).astype(np.float32)
+    inf_images[0, 0, 0, 0] = np.inf
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
+    biased = AdditiveClassifier((FA, 1), (FB, 1), beta=0.3, device="cpu").fit()
+    with pytest.raises(ValueError, match="NaN"):
+        scorer((FA, 1)).fit(bad)
+    with pytest.raises(ValueError, match="NaN"):
+        scorer((FA, 1)).fit(X).score(bad)
+    with pytest.raises(ValueError, match="NaN"):
+        scorer((FA, 1)).alignment_matrix(bad, {"a": (FA, 1), "b": (FB, 1)})
+    with pytest.raises(ValueError, match="NaN or infinity"):  # images go through check_images
+        LatentShift((nn.Flatten(), nn.Unflatten(1, (3, 2, 2))), (flat, 1), device="cpu").generate(inf_images)
+    with pytest.raises(ValueError, match="NaN or infinity"):  # a Dataset: checked batch by batch
+        LatentShift(IDENTITY, (FA, 1), device="cpu").generate(TensorDataset(torch.as_tensor(bad)))
+    with pytest.raises(ValueError, match="NaN"):
+        biased.predict(bad)
+    with pytest.raises(ValueError, match="NaN"):
+        rectify(bad, (biased, None), (FB, 1), IDENTITY, device="cpu")
+    with pytest.raises(ValueError, match="X_val"):
+        rectify(X, (biased, None), (FB, 1), IDENTITY, X_val=bad, device="cpu")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: scorer((FA, 1), latent_dim=0),  # checked even when an autoencoder is given
+        lambda: scorer((FA, 1)).set_params(device="tpu9"),
+        lambda: scorer((FA, 1), spurious=3),
+        lambda: scorer((FA, 1), n_path=1),
+        lambda: CFRectifier((FA, 1), (FB, 1), IDENTITY, momentum=2.0),
+        lambda: CFRectifier((FA, 1), (FB, 1), IDENTITY, positives_only="yes"),
+        lambda: CFRectifier((FA, 1), (FB, 1), IDENTITY, patience=0),
+        lambda: CFRectifier((FA, 1), (FB, 1), IDENTITY, step_size="big"),
+        lambda: CFRectifier(FA, (FB, 1), IDENTITY),
+        lambda: AdditiveClassifier((FA, 1), (FB, 1), batch_size=0),
+        lambda: AdditiveClassifier((FA, 1), (FB, 1), outputs="scores"),
+        lambda: AdditiveClassifier((FA, 1), (FB, 1), device="tpu9"),
+    ],
+)
+def test_parameters_are_checked_at_fit_with_sklearn_constraints(make):
+    est = make()
+    with pytest.raises(InvalidParameterError, match=f"of {type(est).__name__} must be"):
+        est.fit(points(20))
+
+
 # --------------------------------------------------------------------------- plots and docs
 def test_plots_from_a_real_result():
     X = points(6)
@@ -298,16 +408,29 @@ def test_plots_from_a_real_result():
 
 
 def test_docstring_examples_run():
-    import skshortcut.counterfactual.alignment as alignment
+    import skshortcut.counterfactual.adapters as adapters
+    import skshortcut.counterfactual.additive as additive
     import skshortcut.counterfactual.autoencoder as autoencoder
     import skshortcut.counterfactual.latent_shift as latent_shift
+    import skshortcut.counterfactual.rectifier as rectifier
+    import skshortcut.counterfactual.scorer as scorer_module
+    import skshortcut.counterfactual.tables as tables
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for module in (alignment, autoencoder, latent_shift):
+        for module in (adapters, additive, autoencoder, latent_shift, rectifier, scorer_module, tables):
             result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
             assert result.failed == 0 and result.attempted > 0, module.__name__
-    assert {"CFAlignmentScorer", "LatentShift", "make_alignment_scorer", "rectify"} <= set(skshortcut.__all__)
+    assert {"CFAlignmentScorer", "CFRectifier", "LatentShift", "make_alignment_scorer", "rectify"} <= set(
+        skshortcut.__all__
+    )
+
+
+def test_old_module_keeps_its_names():
+    from skshortcut.counterfactual import alignment
+
+    for name in alignment.__all__:
+        assert getattr(alignment, name) is getattr(skshortcut.counterfactual, name)
 
 
 # --------------------------------------------------------------------------- the benchmark section

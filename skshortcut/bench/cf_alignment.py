@@ -95,7 +95,7 @@ def cf_alignment(ctx):
             device=ctx.device,
             random_state=ctx.seed,
         )
-        beta, history, predict = float(fixed.beta), fixed.history_, fixed.predict
+        beta, history, predict = float(fixed.beta_), fixed.history_, fixed.predict
     except ValueError as err:  # the ERM model predicts no validation image positive: nothing to rectify
         if "nothing to rectify" not in str(err):
             raise

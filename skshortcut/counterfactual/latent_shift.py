@@ -20,21 +20,26 @@ a batch is searched with one decoder and classifier call per step.
 from __future__ import annotations
 
 import contextlib
-import copy
-import numbers
+from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn import get_config
 from sklearn.utils import Bunch
-from torch import nn
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 
-from .._torch import iter_batches, n_samples, resolve_device, restore_module_state
-from ..base_model import module_device as _module_device
-from .._validation import check_fraction, check_positive_int
+from .._skorch import DeviceConstraint
+from .._torch import is_dataset, iter_batches, n_samples, resolve_device, restore_module_state
+from .adapters import (
+    OUTPUTS,
+    ClassifierOutput,
+    as_autoencoder,
+    as_classifier_output,
+    check_counterfactual_images,
+    check_finite_batch,
+)
 
 __all__ = ["LatentShift", "ClassifierOutput", "as_classifier_output", "as_autoencoder", "relative_change", "STOP_REASONS"]
-
-_OUTPUTS = ("logits", "sigmoid", "probabilities")
 
 #: Why the lambda search of an image stopped (``stop_reason`` of a result).
 STOP_REASONS = (
@@ -47,272 +52,6 @@ STOP_REASONS = (
 )
 _CODE = {name: i for i, name in enumerate(STOP_REASONS)}
 _AUTO_MOVE = 0.05  # "auto" first step: at most 5 % of the latent code's norm
-
-
-# --------------------------------------------------------------------------- classifiers
-class ClassifierOutput:
-    """One classifier's output for one target class, as a function of an image batch.
-
-    Built by :func:`as_classifier_output`. Calling it on a tensor batch
-    ``(n, c, h, w)`` returns the ``(n,)`` tensor ``f(x)``: the probability of
-    the target class (or, for an :class:`~skshortcut.counterfactual.AdditiveClassifier`,
-    its additive score).
-
-    Parameters
-    ----------
-    fn : callable
-        Tensor batch to ``(n,)`` tensor.
-    differentiable : bool
-        Whether gradients flow through ``fn`` (torch modules, skorch nets);
-        ``False`` for ``predict_proba`` objects.
-    modules : sequence of nn.Module
-        Modules to put in eval mode while the output is used.
-    description : str
-        What it is, for messages.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skshortcut.counterfactual import ClassifierOutput
-    >>> f = ClassifierOutput(lambda x: x.mean(dim=1), differentiable=True, description="mean")
-    >>> f(torch.ones(4, 3)).tolist()
-    [1.0, 1.0, 1.0, 1.0]
-    """
-
-    def __init__(self, fn, *, differentiable, modules=(), description=""):
-        self.fn = fn
-        self.differentiable = differentiable
-        self.modules = tuple(modules)
-        self.description = description
-
-    def __call__(self, x):
-        out = self.fn(x)
-        if out.ndim != 1 or out.shape[0] != x.shape[0]:
-            raise ValueError(f"{self.description} returned shape {tuple(out.shape)} for a batch of {x.shape[0]}.")
-        return out
-
-    def __repr__(self):
-        return f"ClassifierOutput({self.description})"
-
-
-def _probabilities(out, outputs):
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    out = out.float()
-    if out.ndim == 1:
-        out = out[:, None]
-    if out.ndim != 2:
-        raise ValueError(f"A classifier must return (n, n_outputs); got shape {tuple(out.shape)}.")
-    if outputs == "sigmoid" or (outputs == "logits" and out.shape[1] == 1):
-        out = torch.sigmoid(out)
-    elif outputs == "logits":
-        return torch.softmax(out, dim=1)
-    if out.shape[1] == 1:  # one output: the positive class of a binary problem
-        return torch.cat([1 - out, out], dim=1)
-    return out
-
-
-def _column(probs, index, description):
-    if not 0 <= index < probs.shape[1]:
-        raise ValueError(f"target index {index} is out of range for {description} with {probs.shape[1]} outputs.")
-    return probs[:, index]
-
-
-def _target_index(classes, target, description):
-    if classes is not None:
-        classes = np.asarray(classes)
-        hits = np.flatnonzero(classes == target)
-        if len(hits):
-            return int(hits[0])
-        raise ValueError(f"target {target!r} is not a class of {description}; its classes are {classes.tolist()}.")
-    if isinstance(target, bool) or not isinstance(target, numbers.Integral):
-        raise TypeError(f"target of {description} must be an output index (int) when it has no `classes_`; got {target!r}.")
-    return int(target)
-
-
-def _on_device(module, device):
-    return module if _module_device(module) == device else copy.deepcopy(module).to(device)
-
-
-def _skorch_classes(net):
-    try:
-        classes = net.classes_
-    except (AttributeError, Exception):  # skorch raises AttributeError when it never saw y
-        return None
-    return None if classes is None else np.asarray(classes)
-
-
-def as_classifier_output(spec, *, outputs="logits", device="auto", name="classifier") -> ClassifierOutput:
-    """Turn ``(classifier, target)`` into a :class:`ClassifierOutput`.
-
-    Parameters
-    ----------
-    spec : tuple ``(classifier, target)`` or ``(classifier, target, outputs)``
-        ``classifier`` is one of
-
-        * a ``torch.nn.Module`` mapping images to one column per class;
-          ``target`` is the column index. Its outputs are turned into
-          probabilities as ``outputs`` says;
-        * a fitted skorch net (for example :class:`~skshortcut.ERMClassifier`):
-          its module, followed by the net's own prediction nonlinearity (what
-          ``predict_proba`` applies), so it stays differentiable; ``target``
-          is a class label from ``classes_`` (or a column index);
-        * any object with ``predict_proba`` on images (a black box: Latent
-          Shift then estimates its latent gradient by finite differences);
-          ``target`` is a label from its ``classes_``;
-        * an :class:`~skshortcut.counterfactual.AdditiveClassifier`; ``target``
-          is ``None`` or its positive class, the output is its score.
-
-        A third element overrides ``outputs`` for this classifier.
-    outputs : {"logits", "sigmoid", "probabilities"}, default="logits"
-        For a raw module (and a skorch net given a third element): ``"logits"``
-        applies a softmax over the columns (a sigmoid when there is a single
-        column); ``"sigmoid"`` applies a sigmoid to every column (multi-label
-        classifiers such as the paper's face attributes); ``"probabilities"``
-        uses the outputs as they are. A single column is read as the positive
-        class of a binary problem: target ``1`` is that column, ``0`` its complement.
-    device : {"auto", "cpu", "cuda", ...}, default="auto"
-    name : str
-        Used in error messages.
-
-    Returns
-    -------
-    ClassifierOutput
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skshortcut.counterfactual import as_classifier_output
-    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2))
-    >>> f = as_classifier_output((net, 1), device="cpu")
-    >>> f(torch.zeros(3, 3, 2, 2)).shape
-    torch.Size([3])
-    """
-    if not isinstance(spec, (tuple, list)) or len(spec) not in (2, 3):
-        raise TypeError(f"`{name}` must be a tuple (classifier, target) or (classifier, target, outputs); got {spec!r}.")
-    clf, target = spec[0], spec[1]
-    out_mode = spec[2] if len(spec) == 3 else None
-    mode = outputs if out_mode is None else out_mode
-    if mode not in _OUTPUTS:
-        raise ValueError(f"`outputs` of `{name}` must be one of {_OUTPUTS}; got {mode!r}.")
-    dev = resolve_device(device)
-    desc = f"`{name}` ({type(clf).__name__})"
-
-    if hasattr(clf, "_latent_shift_output"):
-        return clf._latent_shift_output(target, device=dev, outputs=outputs, name=name)
-
-    if isinstance(clf, nn.Module):
-        module = _on_device(clf, dev)
-        index = _target_index(None, target, desc)
-
-        def fn(x):
-            return _column(_probabilities(module(x), mode), index, desc)
-
-        return ClassifierOutput(fn, differentiable=True, modules=[module], description=desc)
-
-    module = getattr(clf, "module_", None)
-    if isinstance(module, nn.Module):
-        module = _on_device(module, dev)
-        index = _target_index(_skorch_classes(clf), target, desc)
-        if out_mode is None and hasattr(clf, "_get_predict_nonlinearity"):
-            nonlin = clf._get_predict_nonlinearity()
-
-            def to_probs(out):
-                probs = nonlin(out[0] if isinstance(out, (tuple, list)) else out).float()
-                return probs[:, None] if probs.ndim == 1 else probs
-
-        else:
-
-            def to_probs(out):
-                return _probabilities(out, mode)
-
-        def fn(x):
-            return _column(to_probs(module(x)), index, desc)
-
-        return ClassifierOutput(fn, differentiable=True, modules=[module], description=desc)
-
-    if hasattr(clf, "module") and not getattr(clf, "initialized_", False) and hasattr(clf, "fit"):
-        raise TypeError(f"{desc} is a skorch net that is not fitted; fit it first.")
-
-    if callable(getattr(clf, "predict_proba", None)):
-        index = _target_index(getattr(clf, "classes_", None), target, desc)
-
-        def fn(x):
-            probs = np.asarray(clf.predict_proba(x.detach().cpu().numpy()), dtype=np.float32)
-            return torch.as_tensor(probs[:, index], device=x.device)
-
-        return ClassifierOutput(fn, differentiable=False, description=desc)
-
-    raise TypeError(
-        f"{desc} must be a torch.nn.Module, a fitted skorch net or an object with `predict_proba`; "
-        f"got {type(clf).__name__}."
-    )
-
-
-# --------------------------------------------------------------------------- autoencoders
-class _Coder:
-    """An encoder/decoder pair on one device."""
-
-    def __init__(self, encode, decode, modules):
-        self.encode = encode
-        self.decode = decode
-        self.modules = tuple(modules)
-
-
-def as_autoencoder(autoencoder, *, device="auto"):
-    """Resolve what the user passed as an autoencoder into ``encode``/``decode`` callables.
-
-    Parameters
-    ----------
-    autoencoder : object with ``encode`` and ``decode``, pair ``(encoder, decoder)``, or fitted :class:`~skshortcut.counterfactual.Autoencoder`
-        ``encode`` maps an image batch to latent codes, ``decode`` codes to
-        images; both must be differentiable torch functions. Modules are
-        copied to ``device`` when they live elsewhere (the user's stay where
-        they are).
-    device : {"auto", "cpu", "cuda", ...}, default="auto"
-
-    Returns
-    -------
-    object with ``encode``, ``decode`` and ``modules``
-        Modules found are put in eval mode during a search; an object that only
-        offers ``encode``/``decode`` should be in eval mode already.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skshortcut.counterfactual import as_autoencoder
-    >>> coder = as_autoencoder((torch.nn.Linear(4, 2), torch.nn.Linear(2, 4)), device="cpu")
-    >>> coder.decode(coder.encode(torch.zeros(3, 4))).shape
-    torch.Size([3, 4])
-    """
-    dev = resolve_device(device)
-    if autoencoder is None:
-        raise ValueError("`autoencoder` is None here; pass a fitted autoencoder, or use CFAlignmentScorer to train one.")
-    if isinstance(autoencoder, (tuple, list)):
-        if len(autoencoder) != 2:
-            raise ValueError(f"`autoencoder` given as a sequence must be a pair (encoder, decoder); got {len(autoencoder)} items.")
-        enc, dec = autoencoder
-        for part, label in ((enc, "encoder"), (dec, "decoder")):
-            if not callable(part):
-                raise TypeError(f"The {label} of `autoencoder` must be callable (an nn.Module); got {type(part).__name__}.")
-        enc = _on_device(enc, dev) if isinstance(enc, nn.Module) else enc
-        dec = _on_device(dec, dev) if isinstance(dec, nn.Module) else dec
-        return _Coder(enc, dec, [m for m in (enc, dec) if isinstance(m, nn.Module)])
-    module = getattr(autoencoder, "module_", None)
-    if isinstance(module, nn.Module) and hasattr(module, "encode") and hasattr(module, "decode"):
-        module = _on_device(module, dev)
-        return _Coder(module.encode, module.decode, [module])
-    if hasattr(autoencoder, "module") and not getattr(autoencoder, "initialized_", False) and hasattr(autoencoder, "fit"):
-        raise TypeError("The skorch `autoencoder` is not fitted; fit it first or pass autoencoder=None to train one.")
-    if callable(getattr(autoencoder, "encode", None)) and callable(getattr(autoencoder, "decode", None)):
-        if isinstance(autoencoder, nn.Module):
-            autoencoder = _on_device(autoencoder, dev)
-            return _Coder(autoencoder.encode, autoencoder.decode, [autoencoder])
-        return _Coder(autoencoder.encode, autoencoder.decode, [])
-    raise TypeError(
-        "`autoencoder` must have `encode` and `decode` methods, be a pair (encoder, decoder) or a fitted "
-        f"skshortcut Autoencoder; got {type(autoencoder).__name__}."
-    )
 
 
 # --------------------------------------------------------------------------- relative change
@@ -351,25 +90,22 @@ def relative_change(downstream_change, base_change):
 
 
 # --------------------------------------------------------------------------- search
-def _check_choice(value, name, choices):
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {choices}; got {value!r}.")
-
-
-def _check_real(value, name, *, low=None, high=None, low_open=False, allow_none=False):
-    if value is None and allow_none:
-        return None
-    return check_fraction(
-        value,
-        name,
-        low=-np.inf if low is None else low,
-        high=np.inf if high is None else high,
-        closed="right" if low_open else "both",
-    )
-
-
-def _check_int(value, name, minimum):
-    return check_positive_int(value, name, minimum=minimum)
+#: scikit-learn constraints of the lambda search's parameters, shared by every
+#: estimator that runs a search (the alignment scorer, the rectifier).
+SEARCH_CONSTRAINTS = {
+    "outputs": [StrOptions(set(OUTPUTS))],
+    "target_drop": [Interval(Real, 0, None, closed="neither")],
+    "min_output": [Interval(Real, None, None, closed="neither")],
+    "max_image_change": [Interval(Real, 0, None, closed="neither"), None],
+    "step_size": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+    "growth": [Interval(Real, 0, None, closed="left")],
+    "max_steps": [Interval(Integral, 1, None, closed="left")],
+    "n_path": [Interval(Integral, 2, None, closed="left")],
+    "fd_epsilon": [Interval(Real, 0, None, closed="neither")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "device": [DeviceConstraint()],
+    "verbose": ["verbose"],
+}
 
 
 def _named_specs(downstream):
@@ -506,20 +242,24 @@ class LatentShift:
         self.device = device
         self.verbose = verbose
 
+    #: scikit-learn style constraints, checked by :meth:`generate` (LatentShift
+    #: is a plain object, not an estimator: ``validate_parameter_constraints`` is
+    #: called on its attributes directly).
+    _parameter_constraints = {
+        **SEARCH_CONSTRAINTS,
+        "autoencoder": "no_validation",  # resolved by as_autoencoder, with its own messages
+        "base": [tuple, list],
+        "downstream": [dict, None],
+        "base_name": [str],
+    }
+
     def _validate(self):
-        _check_choice(self.outputs, "outputs", _OUTPUTS)
-        _check_real(self.target_drop, "target_drop", low=0, low_open=True)
-        _check_real(self.min_output, "min_output")
-        _check_real(self.max_image_change, "max_image_change", low=0, low_open=True, allow_none=True)
-        if not (isinstance(self.step_size, str) and self.step_size == "auto"):
-            _check_real(self.step_size, "step_size", low=0, low_open=True)
-        _check_real(self.growth, "growth", low=0)
-        _check_int(self.max_steps, "max_steps", 1)
-        _check_int(self.n_path, "n_path", 2)
-        _check_real(self.fd_epsilon, "fd_epsilon", low=0, low_open=True)
-        _check_int(self.batch_size, "batch_size", 1)
-        if not isinstance(self.base_name, str):
-            raise TypeError(f"`base_name` must be a string; got {self.base_name!r}.")
+        if not get_config().get("skip_parameter_validation"):
+            validate_parameter_constraints(
+                self._parameter_constraints,
+                {name: getattr(self, name) for name in self._parameter_constraints},
+                caller_name=type(self).__name__,
+            )
         names = _named_specs(self.downstream)
         if self.base_name in names:
             raise ValueError(f"`base_name` {self.base_name!r} is also a `downstream` name; names must be unique.")
@@ -560,6 +300,7 @@ class LatentShift:
         n = n_samples(X)
         if n == 0:
             raise ValueError("`X` is empty; at least one image is needed.")
+        X = check_counterfactual_images(X)
         modules = list(coder.modules) + list(base.modules) + [m for d in downs.values() for m in d.modules]
         batches = iter_batches(X, self.batch_size, device=dev)
         if self.verbose:
@@ -572,6 +313,8 @@ class LatentShift:
                 stack.enter_context(restore_module_state(m))
                 m.eval()
             for xb in batches:
+                if is_dataset(X):  # arrays were checked whole above
+                    check_finite_batch(xb)
                 parts.append(self._batch(xb, coder, base, downs, return_images, return_path_images))
         return self._collect(parts, list(names), return_images, return_path_images)
 
