@@ -51,7 +51,7 @@ def test_fit_transform_predict_with_any_labels(toy):
     assert set(wd.predict_background(X)) <= {"grass", "snow"}
     np.testing.assert_allclose(wd.predict_proba(X).sum(1), 1, rtol=1e-5)
     assert wd.predict_background_proba(X).shape == (96, 2)
-    assert 0 <= wd.score(X, Y) <= 1 and wd.score(X, Y) == wd.score(X, Y[:, 0])
+    assert wd.score(X, Y[:, 0]) == pytest.approx(np.mean(wd.predict(X) == Y[:, 0]))  # ClassifierMixin's accuracy
 
 
 def test_paper_constants_are_the_defaults():
@@ -132,6 +132,9 @@ def test_extractors_user_module_small_cnn_and_torchvision_resnet(toy):
     assert wd.n_features_ == 10 and wd.transform(X).shape == (96, 7)
     assert torch.equal(user[1].weight, before)  # a copy is trained, not the module passed
     assert not torch.equal(wd.module_.extractor[1].weight.cpu(), before)
+    assert clone(wd).get_params()["extractor"] is not user  # a module parameter is copied by clone, as sklearn does
+    wd.set_params(extractor=nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 8))).fit(X, Y)  # after fit, too
+    assert wd.n_features_ == 8
     wd = WassersteinDisentangler(SmallCNN(3, 2, width=4), n_background_features=0.25, max_epochs=1).fit(X, Y)
     assert wd.n_features_ == 16 and wd.n_background_features_ == 4
     import torchvision
@@ -189,6 +192,13 @@ def test_disentanglement_report_has_the_four_probes(toy):
         ({"betas": (0.0,)}, ValueError, "betas"),
         ({"betas": (1.0, 0.9)}, ValueError, "betas"),
         ({"extractor_params": [16]}, TypeError, "extractor_params"),
+        ({"critic_layers": 0}, ValueError, "critic_layers"),
+        ({"critic_hidden": 2.5}, ValueError, "critic_hidden"),
+        ({"critic_lr": 0.0}, ValueError, "critic_lr"),
+        ({"warmup_epochs": -1}, ValueError, "warmup_epochs"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"weights": 3}, ValueError, "weights"),
+        ({"device": "tpu9"}, ValueError, "device"),
     ],
 )
 def test_bad_parameters_are_named(toy, params, error, match):
@@ -202,7 +212,7 @@ def test_bad_data_is_named(toy):
     wd = WassersteinDisentangler(**FAST)
     with pytest.raises(ValueError, match="two columns"):
         wd.fit(X, Y[:, 0])
-    with pytest.raises(ValueError, match="single foreground class"):
+    with pytest.raises(ValueError, match=r"y\[:, 0\] \(foreground\)` holds a single class"):
         wd.fit(X, np.stack([np.zeros(96), Y[:, 1]], 1))
     with pytest.raises(ValueError, match="two distinct known background"):
         wd.fit(X, np.stack([Y[:, 0], np.full(96, -1)], 1))
@@ -213,12 +223,73 @@ def test_bad_data_is_named(toy):
     wd.fit(X, Y)
     with pytest.raises(ValueError, match="part"):
         wd.transform(X, part="foreground")
-    with pytest.raises(ValueError, match="must have shape"):
+    with pytest.raises(ValueError, match="holds images of shape"):
         wd.transform(X[:, :, :4])
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
         WassersteinDisentangler().transform(X)
+
+
+def test_continuous_labels_are_refused_in_either_column(toy):
+    X, Y = toy
+    rng = np.random.RandomState(0)
+    with pytest.raises(ValueError, match=r"y\[:, 0\] \(foreground\)` must hold class labels"):
+        WassersteinDisentangler(**FAST).fit(X, np.stack([rng.rand(96), rng.randint(0, 2, 96)], 1))
+    with pytest.raises(ValueError, match=r"y\[:, 1\] \(known backgrounds\)` must hold class labels"):
+        WassersteinDisentangler(**FAST).fit(X, np.stack([rng.randint(0, 2, 96), rng.rand(96)], 1))
+    with pytest.raises(ValueError, match="NaN"):
+        WassersteinDisentangler(**FAST).fit(X, np.stack([rng.randint(0, 2, 96), np.full(96, np.nan)], 1))
+
+
+def test_integer_labels_beside_text_labels_are_class_labels(toy):
+    """A (str, int) label table is an object array; each column is checked as what it holds."""
+    X, Y = toy
+    bg = np.where(Y[:, 1] == "snow", 1, np.where(Y[:, 1] == "grass", 0, -1))
+    wd = WassersteinDisentangler(**{**FAST, "max_epochs": 1}).fit(X, np.stack([Y[:, 0], bg], 1).astype(object))
+    assert list(wd.background_classes_) == [0, 1] and list(wd.classes_) == ["cat", "dog", "eel"]
+
+
+def test_max_epochs_zero_is_refused(toy):
+    X, Y = toy
+    with pytest.raises(ValueError, match="max_epochs"):
+        WassersteinDisentangler(**{**FAST, "max_epochs": 0}).fit(X, Y)
+
+
+def test_non_finite_images_are_refused_at_fit_and_predict(toy):
+    X, Y = toy
+    bad = X.copy()
+    bad[3, 0, 2, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        WassersteinDisentangler(**FAST).fit(bad, Y)
+    wd = WassersteinDisentangler(**{**FAST, "max_epochs": 1}).fit(X, Y)
+    bad[3, 0, 2, 2] = np.inf
+    for method in (wd.transform, wd.predict, wd.predict_proba, wd.predict_background):
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            method(bad)
+
+
+def test_images_of_another_size_or_channel_count_are_refused_and_any_strides_accepted(toy):
+    X, Y = toy
+    wd = WassersteinDisentangler(**{**FAST, "max_epochs": 1}).fit(X, Y)
+    with pytest.raises(ValueError, match="holds images of shape"):
+        wd.predict(np.zeros((4, 3, 16, 16), "float32"))
+    with pytest.raises(ValueError, match="channel"):
+        wd.transform(X[:, :2])
+    flipped = X[::-1, :, ::-1]  # negative strides
+    np.testing.assert_allclose(wd.transform(flipped), wd.transform(np.ascontiguousarray(flipped)), rtol=1e-6)
+    assert wd.input_shape_ == (3, 8, 8)
+
+
+def test_verbose_and_batch_size_mean_what_they_say(toy, capsys):
+    X, Y = toy
+    wd = WassersteinDisentangler(**{**FAST, "max_epochs": 1}).fit(X, Y)
+    assert capsys.readouterr().out == ""  # verbose=0: silent
+    z = wd.transform(X)
+    np.testing.assert_allclose(wd.set_params(batch_size=-1).transform(X), z, rtol=1e-5, atol=1e-6)
+    WassersteinDisentangler(**{**FAST, "max_epochs": 1}, verbose=1).fit(X, Y)
+    out = capsys.readouterr().out
+    assert "train_ce_fg" in out and "train_critic_loss" in out and "train_gp" in out  # skorch's epoch table
 
 
 def test_critic_halves_widths_and_takes_integer_or_one_hot_labels():

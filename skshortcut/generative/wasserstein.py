@@ -9,187 +9,60 @@ joint distributions ``P(z_fg, l_bg)``, ``P(z_bg, l_fg)`` and the products of
 their marginals (Eqs. 7-8), and the extractor is trained to make both zero
 (Eq. 10), i.e. to make ``z_fg`` independent of the background label and
 ``z_bg`` independent of the foreground label (Eq. 5).
+
+This module holds the estimator (skorch training, labels, outputs); the
+networks are in :mod:`._extractor`, the critics and the terms of Eqs. 8-10 in
+:mod:`._critics`, the label columns in :mod:`._two_labels`, the linear
+probes of table 2 in :mod:`._disentanglement_report`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import numbers
+import os
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator
-from sklearn.base import ClassifierMixin, TransformerMixin, clone
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import Bunch
+from sklearn.base import ClassifierMixin, TransformerMixin
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .._torch import (
-    ImageLabelDataset,
-    _seed_from,
-    input_shape,
-    is_dataset,
-    iter_batches,
-    restore_module_state,
-    torch_seed,
-)
-from .._skorch import AutoDeviceMixin, loss_term_callbacks, training_callbacks
-from .._validation import check_positive_int, check_same_length
-from ..nets import Critic, SmallCNN, build_classifier
+from .._skorch import SKORCH_CONSTRAINTS, ShortcutNet, loss_term_callbacks, training_callbacks
+from .._torch import is_dataset
+from .._validation import check_same_length
+from ._critics import critic_objective, extractor_wasserstein, make_critics, wasserstein_terms
+from ._disentanglement_report import disentanglement_report as _disentanglement_report
+from ._extractor import DisentanglerModule, build_extractor, split_sizes
+from ._two_labels import UNKNOWN_BACKGROUND, dataset_labels, label_columns, label_values
 
 __all__ = ["WassersteinDisentangler", "DisentanglerModule", "wasserstein_terms", "UNKNOWN_BACKGROUND"]
 
-#: Background label meaning "unknown": such samples skip every term that uses
-#: the background label (the paper's ImageNet images, section 5).
-UNKNOWN_BACKGROUND = -1
-
 #: D3S's split of ResNet-50's 2048 features: 1798 foreground + 250 background.
 _PAPER_BACKGROUND_FRACTION = 250 / 2048
-_PARTS = ("fg", "bg", "both")
-_BUILTIN_EXTRACTORS = ("cnn", "resnet18", "resnet34", "resnet50")
 
 
-class DisentanglerModule(nn.Module):
-    """Feature extractor ``h`` with the linear heads ``w_fg`` and ``w_bg`` of D3S (section 5).
+class _AdamBetas(Options):
+    """A scikit-learn parameter constraint: a pair of floats in [0, 1) (Adam's ``betas``)."""
 
-    ``z = h(x)`` is split into ``z_fg = z[:, :n_foreground_features]`` and
-    ``z_bg`` (the remaining ``n_background_features``); the forward pass
-    returns ``(w_fg z_fg, w_bg z_bg, z)``.
+    # scikit-learn takes only its own constraint classes: an ``Options`` whose
+    # membership test checks the pair instead of a fixed set.
+    def __init__(self):
+        super().__init__(object, set())
 
-    Parameters
-    ----------
-    extractor : nn.Module
-        Maps images to ``(n, n_features)`` (or ``(n, n_features, 1, 1)``).
-    n_features : int
-    n_background_features : int
-        Between 1 and ``n_features - 1``.
-    n_classes : int
-        Foreground classes.
-    n_background_classes : int
+    def is_satisfied_by(self, val):
+        if not isinstance(val, (tuple, list)) or len(val) != 2:
+            return False
+        return all(isinstance(b, Real) and not isinstance(b, bool) and 0 <= b < 1 for b in val)
 
-    Examples
-    --------
-    >>> import torch
-    >>> from torch import nn
-    >>> from skshortcut.generative.wasserstein import DisentanglerModule
-    >>> h = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
-    >>> m = DisentanglerModule(h, 10, 3, n_classes=4, n_background_classes=2)
-    >>> [t.shape[1] for t in m(torch.zeros(5, 3, 8, 8))]
-    [4, 2, 10]
-    """
-
-    def __init__(self, extractor, n_features, n_background_features, n_classes, n_background_classes):
-        super().__init__()
-        self.extractor = extractor
-        self.n_features = int(n_features)
-        self.n_background_features = int(n_background_features)
-        self.n_foreground_features = self.n_features - self.n_background_features
-        self.head_fg = nn.Linear(self.n_foreground_features, int(n_classes))
-        self.head_bg = nn.Linear(self.n_background_features, int(n_background_classes))
-
-    def features(self, x):
-        """``z = h(x)`` as ``(n, n_features)``."""
-        z = self.extractor(x)
-        if isinstance(z, (tuple, list)):
-            z = z[0]
-        return z.flatten(1)
-
-    def split(self, z):
-        """``(z_fg, z_bg)``."""
-        return z[:, : self.n_foreground_features], z[:, self.n_foreground_features :]
-
-    def forward(self, x):
-        z = self.features(x)
-        z_fg, z_bg = self.split(z)
-        return self.head_fg(z_fg), self.head_bg(z_bg), z
+    def __str__(self):
+        return "a pair of floats in [0, 1)"
 
 
-def wasserstein_terms(critic, z, labels, *, penalty=True):
-    """A critic's Wasserstein estimate (Eq. 8) and gradient penalty (Eq. 9) on one batch.
-
-    The joint sample is the batch ``(z_i, l_i)``; the product-of-marginals
-    sample is ``(z_i, l_s(i))`` with the labels shuffled by a random
-    permutation ``s``. The gradient penalty (Gulrajani et al.) is evaluated
-    at ``(eps z1 + (1 - eps) z2, eps l1 + (1 - eps) l2)``, ``eps ~ U(0, 1)``
-    per sample, between a product sample ``(z1, l1)`` and an independently
-    drawn joint sample ``(z2, l2)`` (labels as one-hot vectors), with the
-    gradient taken with respect to both the features and the label. All
-    three sets of inputs go through the critic in one pass.
-
-    Parameters
-    ----------
-    critic : skshortcut.nets.Critic
-    z : Tensor of shape (n, d)
-    labels : Tensor of shape (n,)
-        Integer labels.
-    penalty : bool, default=True
-        Also compute the gradient penalty (the critic's step needs it, the
-        feature extractor's does not).
-
-    Returns
-    -------
-    w : Tensor
-        ``E_joint[D] - E_prod[D]``, a scalar.
-    gp : Tensor or None
-        ``mean((||grad D|| - 1)^2)``, differentiable with respect to the
-        critic's parameters.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skshortcut.nets import Critic
-    >>> from skshortcut.generative.wasserstein import wasserstein_terms
-    >>> _ = torch.manual_seed(0)
-    >>> w, gp = wasserstein_terms(Critic(4, 3), torch.randn(8, 4), torch.randint(0, 3, (8,)))
-    >>> w.shape, bool(gp.detach() >= 0)
-    (torch.Size([]), True)
-    """
-    n = labels.shape[0]
-    onehot = critic.one_hot(labels)
-    shuffled = onehot[torch.randperm(n, device=labels.device)]
-    feats, labs = [z, z], [onehot, shuffled]
-    if penalty:
-        other = torch.randperm(n, device=labels.device)  # an independent joint sample
-        eps = torch.rand(n, 1, device=z.device, dtype=z.dtype)
-        z_hat = (eps * z + (1 - eps) * z[other]).detach().requires_grad_(True)
-        l_hat = (eps * shuffled + (1 - eps) * onehot[other]).detach().requires_grad_(True)
-        feats.append(z_hat)
-        labs.append(l_hat)
-    scores = critic(torch.cat(feats), torch.cat(labs))
-    w = scores[:n].mean() - scores[n : 2 * n].mean()
-    if not penalty:
-        return w, None
-    grad_z, grad_l = torch.autograd.grad(scores[2 * n :].sum(), (z_hat, l_hat), create_graph=True)
-    norm = torch.sqrt(grad_z.pow(2).sum(1) + grad_l.pow(2).sum(1) + 1e-12)
-    return w, (norm - 1.0).pow(2).mean()
-
-
-@contextlib.contextmanager
-def _frozen(module):
-    """Switch off ``requires_grad`` of a module's parameters for a block."""
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield module
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-
-
-def _is_unknown(values) -> np.ndarray:
-    """Where a background label column says "unknown" (-1, or "-1" for string labels)."""
-    values = np.asarray(values)
-    if values.dtype.kind in "iuf":
-        return values == UNKNOWN_BACKGROUND
-    return np.asarray([(v == UNKNOWN_BACKGROUND) or (v == str(UNKNOWN_BACKGROUND)) for v in values], dtype=bool)
-
-
-class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin, NeuralNet):
+class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, NeuralNet):
     """Wasserstein disentanglement of foreground and background features (D3S, section 5).
 
     A feature extractor ``h`` maps an image ``x`` to ``z = (z_fg, z_bg)``
@@ -224,7 +97,9 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
     A background label of ``-1`` means unknown: such a sample (the paper mixes
     in ImageNet images, which have none) skips the background cross-entropy
     and the foreground critic's terms, and still takes part in the foreground
-    cross-entropy and the background critic's terms.
+    cross-entropy and the background critic's terms. Each label column is
+    checked as classification targets (continuous values are refused).
+    ``score(X, y_fg)`` is the foreground accuracy of :meth:`predict`.
 
     Parameters
     ----------
@@ -276,7 +151,9 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
     lr : float, default=1e-3
     max_epochs : int, default=20
     batch_size : int, default=64
-        The paper's batch size; also the batch size of :meth:`transform`.
+        Samples per optimisation step (the paper's batch size) and per
+        inference batch of :meth:`transform` and the predictions; ``-1``: all
+        at once.
     train_split : callable or None, default=None
         A skorch ``train_split``; ``None`` trains on all the data.
     callbacks : list, optional
@@ -286,8 +163,9 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
         Seeds the weights, the batch order, the label shuffles and the
         interpolates; the caller's global torch RNG is left as it was.
     verbose : int, default=0
-        ``>= 1`` prints skorch's epoch table (cross-entropies, Wasserstein
-        estimates, critic loss, gradient penalty) and a progress bar.
+        ``0`` is silent; ``>= 1`` prints skorch's epoch table
+        (cross-entropies, Wasserstein estimates, critic loss, gradient
+        penalty) and a progress bar per epoch.
     **kwargs
         Other skorch ``NeuralNet`` parameters (``iterator_train__num_workers``,
         ``optimizer__weight_decay``, ...).
@@ -323,6 +201,25 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
     ((64, 12), (64, 4), 'U')
     """
 
+    _parameter_constraints = {
+        **SKORCH_CONSTRAINTS,
+        "extractor": [StrOptions({"cnn", "resnet18", "resnet34", "resnet50"}), nn.Module],
+        "n_background_features": [Interval(Integral, 1, None, closed="left"), Interval(Real, 0, 1, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "lambda_gp": [Interval(Real, 0, None, closed="left")],
+        "critic_steps": [Interval(Integral, 0, None, closed="left")],
+        "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "critic_hidden": [Interval(Integral, 1, None, closed="left"), None],
+        "critic_layers": [Interval(Integral, 1, None, closed="left")],
+        "critic_negative_slope": [Interval(Real, 0, 1, closed="left")],
+        "critic_lr": [Interval(Real, 0, None, closed="neither"), None],
+        "betas": [_AdamBetas()],
+        "transform_part": [StrOptions({"fg", "bg", "both"})],
+        "weights": [str, os.PathLike, None],
+        "extractor_params": [dict, None],
+        "train_split": [callable, None],
+    }
+
     def __init__(
         self,
         extractor="cnn",
@@ -354,7 +251,6 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
     ):
         kwargs.pop("module", None)  # always DisentanglerModule; get_params lists it, so clone passes it back
         kwargs.setdefault("iterator_train__shuffle", True)
-        # plain attributes first: skorch refuses torch modules set after its own __init__
         self.extractor = extractor
         super().__init__(
             DisentanglerModule,
@@ -388,6 +284,12 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
     def __sklearn_is_fitted__(self):
         return hasattr(self, "label_encoder_") and getattr(self, "initialized_", False)
 
+    def __setattr__(self, name, value):
+        if name == "extractor":  # a parameter (copied when the net is built), not a torch component of the net
+            self.__dict__[name] = value
+            return
+        super().__setattr__(name, value)
+
     @property
     def _default_callbacks(self):
         terms = [("ce_fg", True), ("ce_bg", True), ("w_fg", True), ("w_bg", True)]
@@ -398,66 +300,32 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
             *training_callbacks(verbose=self.verbose),
         ]
 
-    def _build_extractor(self):
-        ex = self.extractor
-        params = dict(self.extractor_params or {})
-        if isinstance(ex, str):
-            net = build_classifier(ex, self.input_shape_, 2, weights=self.weights, **params)
-        else:
-            net = copy.deepcopy(ex)
-        if isinstance(net, SmallCNN):
-            return net.features
-        import torchvision
-
-        if isinstance(net, torchvision.models.ResNet):
-            net.fc = nn.Identity()
-        return net
-
-    def _probe_features(self, extractor) -> int:
-        with restore_module_state(extractor), torch.no_grad():
-            extractor.eval()
-            x = torch.zeros(2, *self.input_shape_)
-            try:
-                z = extractor(x)
-            except Exception as exc:  # noqa: BLE001 - re-raised naming the argument
-                raise ValueError(f"`extractor` failed on inputs of shape {tuple(x.shape)}: {exc}") from exc
-        if isinstance(z, (tuple, list)):
-            z = z[0]
-        if not isinstance(z, torch.Tensor) or z.ndim < 2 or z.shape[0] != 2:
-            raise ValueError("`extractor` must map images (n, c, h, w) to features (n, n_features).")
-        return int(z[0].numel())
-
     def initialize_module(self):
         if not hasattr(self, "input_shape_"):
             raise RuntimeError("WassersteinDisentangler sizes its networks to the data: call fit, not initialize.")
-        extractor = self._build_extractor()
-        n_features = self._probe_features(extractor)
-        if n_features < 2:
-            raise ValueError(f"`extractor` must output at least 2 features to split; it outputs {n_features}.")
-        n_bg = self._resolve_n_background(n_features)
-        self.n_features_ = n_features
-        self.n_background_features_ = n_bg
-        self.n_foreground_features_ = n_features - n_bg
-        self.module_ = DisentanglerModule(extractor, n_features, n_bg, self.n_classes_, self.n_background_classes_)
-        critic_args = dict(
-            hidden_features=self.critic_hidden, n_layers=self.critic_layers, negative_slope=self.critic_negative_slope
+        extractor, n_features = build_extractor(
+            self.extractor, self.input_shape_, weights=self.weights, params=self.extractor_params
         )
-        self.critic_ = nn.ModuleDict(
-            {
-                "fg": Critic(n_features - n_bg, self.n_background_classes_, **critic_args),
-                "bg": Critic(n_bg, self.n_classes_, **critic_args),
-            }
+        n_fg, n_bg = split_sizes(self.n_background_features, n_features)
+        self.n_features_, self.n_foreground_features_, self.n_background_features_ = n_features, n_fg, n_bg
+        self.module_ = DisentanglerModule(extractor, n_features, n_bg, self.n_classes_, self.n_background_classes_)
+        self.critic_ = make_critics(
+            n_fg,
+            n_bg,
+            self.n_classes_,
+            self.n_background_classes_,
+            hidden_features=self.critic_hidden,
+            n_layers=self.critic_layers,
+            negative_slope=self.critic_negative_slope,
         )
         return self
 
     def initialize_optimizer(self, *args, **kwargs):
         betas = tuple(float(b) for b in self.betas)
-        named = self.module_.named_parameters()
-        args_, kwargs_ = self.get_params_for_optimizer("optimizer", named)
+        args_, kwargs_ = self.get_params_for_optimizer("optimizer", self.module_.named_parameters())
         kwargs_.setdefault("betas", betas)
         self.optimizer_ = self.optimizer(*args_, **kwargs_)
-        named = self.critic_.named_parameters()
-        args_, kwargs_ = self.get_params_for_optimizer("critic_optimizer", named)
+        args_, kwargs_ = self.get_params_for_optimizer("critic_optimizer", self.critic_.named_parameters())
         if self.critic_lr is not None and "lr" not in self.get_params_for("critic_optimizer"):
             kwargs_["lr"] = self.critic_lr
         kwargs_.setdefault("betas", betas)
@@ -467,14 +335,6 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
     def _in_warmup(self) -> bool:
         # skorch adds the current epoch's row to the history before its batches run
         return len(self.history) <= int(self.warmup_epochs)
-
-    def _wasserstein(self, critic, z, labels, known=None):
-        """``E_joint[D] - E_prod[D]`` on a batch (labels shuffled for the product), or None."""
-        if known is not None:
-            z, labels = z[known], labels[known]
-        if labels.shape[0] < 2:
-            return None
-        return wasserstein_terms(critic, z, labels, penalty=False)[0]
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Eq. 10 on a batch: ``W_fg + W_bg + alpha (CE_fg + CE_bg)`` (CE alone during the warm-up)."""
@@ -489,18 +349,13 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
         self.history.record_batch(f"{prefix}_ce_fg", ce_fg.item())
         self.history.record_batch(f"{prefix}_ce_bg", ce_bg.item())
         if not self._in_warmup():
-            z_fg, z_bg = self.module_.split(z)
-            with _frozen(self.critic_):
-                w_fg = self._wasserstein(self.critic_["fg"], z_fg, y_bg, known)
-                w_bg = self._wasserstein(self.critic_["bg"], z_bg, y_fg)
-            for name, w in (("w_fg", w_fg), ("w_bg", w_bg)):
-                if w is not None:
-                    loss = loss + w
-                    self.history.record_batch(f"{prefix}_{name}", w.item())
+            for name, w in extractor_wasserstein(self.critic_, *self.module_.split(z), y_true).items():
+                loss = loss + w
+                self.history.record_batch(f"{prefix}_{name}", w.item())
         return loss
 
     def critic_loss(self, z, y_true):
-        """Eq. 9 for both critics on fixed features ``z``: ``sum(E_prod[D] - E_joint[D] + lambda_gp GP)``.
+        """Eq. 9 for both critics on fixed features ``z`` (see :func:`._critics.critic_objective`).
 
         Returns
         -------
@@ -509,18 +364,7 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
         gp : float
             The summed gradient penalties, for the record.
         """
-        y_fg, y_bg = y_true[:, 0], y_true[:, 1]
-        known = y_bg >= 0
-        z_fg, z_bg = self.module_.split(z)
-        total, gp_sum = None, 0.0
-        for critic, feats, labels in ((self.critic_["fg"], z_fg[known], y_bg[known]), (self.critic_["bg"], z_bg, y_fg)):
-            if labels.shape[0] < 2:
-                continue
-            w, gp = wasserstein_terms(critic, feats, labels)
-            term = -w + self.lambda_gp * gp
-            total = term if total is None else total + term
-            gp_sum += float(gp.detach())
-        return total, gp_sum
+        return critic_objective(self.critic_, *self.module_.split(z), y_true, lambda_gp=self.lambda_gp)
 
     def train_step(self, batch, **fit_params):
         """One batch: ``critic_steps`` critic updates (Eq. 9), then one extractor update (Eq. 10)."""
@@ -552,108 +396,22 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
         self.optimizer_.step()
         return {"loss": loss, "y_pred": y_pred}
 
-    # ------------------------------------------------------------------ validation
-    def _get_param_names(self):
-        return sorted(set(super()._get_param_names()) | {"extractor"})
+    # ------------------------------------------------------------------ labels
+    def _encode_two_labels(self, Y, known):
+        """Fit ``label_encoder_`` (foreground) and ``background_encoder_`` on the known backgrounds.
 
-    def _check_params(self):
-        ex = self.extractor
-        if isinstance(ex, str):
-            if ex not in _BUILTIN_EXTRACTORS:
-                raise ValueError(f"`extractor` must be one of {_BUILTIN_EXTRACTORS} or an nn.Module; got {ex!r}.")
-        elif not isinstance(ex, nn.Module):
-            raise TypeError(f"`extractor` must be a string or a torch.nn.Module instance, got {type(ex).__name__}.")
-        nb = self.n_background_features
-        if isinstance(nb, bool) or not isinstance(nb, numbers.Real):
-            raise TypeError(f"`n_background_features` must be an int or a float in (0, 1), got {nb!r}.")
-        if isinstance(nb, numbers.Integral):
-            if nb < 1:
-                raise ValueError(f"`n_background_features` must be >= 1, got {nb}.")
-        elif not 0 < nb < 1:
-            raise ValueError(f"`n_background_features` as a fraction must be in (0, 1), got {nb!r}.")
-        for name in ("alpha", "lambda_gp"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise TypeError(f"`{name}` must be a non-negative real number, got {type(value).__name__}.")
-            if not value >= 0:
-                raise ValueError(f"`{name}` must be >= 0, got {value!r}.")
-        check_positive_int(self.critic_steps, "critic_steps", minimum=0)
-        check_positive_int(self.warmup_epochs, "warmup_epochs", minimum=0)
-        check_positive_int(self.critic_layers, "critic_layers")
-        check_positive_int(self.batch_size, "batch_size")
-        if self.critic_hidden is not None:
-            check_positive_int(self.critic_hidden, "critic_hidden")
-        if self.transform_part not in _PARTS:
-            raise ValueError(f"`transform_part` must be one of {_PARTS}, got {self.transform_part!r}.")
-        try:
-            b1, b2 = self.betas
-        except (TypeError, ValueError):
-            raise ValueError(f"`betas` must be a pair of floats in [0, 1), got {self.betas!r}.") from None
-        if not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise ValueError(f"`betas` must be a pair of floats in [0, 1), got {self.betas!r}.")
-        if self.extractor_params is not None and not isinstance(self.extractor_params, dict):
-            raise TypeError(f"`extractor_params` must be None or a dict, got {type(self.extractor_params).__name__}.")
-
-    def _resolve_n_background(self, n_features) -> int:
-        nb = self.n_background_features
-        if isinstance(nb, numbers.Integral):
-            if nb >= n_features:
-                raise ValueError(
-                    f"`n_background_features={nb}` leaves no foreground feature: the extractor outputs {n_features}."
-                )
-            return int(nb)
-        return int(min(max(int(round(nb * n_features)), 1), n_features - 1))
-
-    def _check_X(self, X, *, fitted=True):
-        if is_dataset(X):
-            return X
-        if hasattr(X, "detach"):
-            X = X.detach().cpu().numpy()
-        try:
-            X = np.ascontiguousarray(X, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"`X` must be an array or tensor of images or a torch Dataset; got {type(X).__name__}.") from exc
-        if X.ndim != 4:
-            raise ValueError(f"`X` must be images of shape (n, channels, height, width); got shape {X.shape}.")
-        if fitted and tuple(X.shape[1:]) != tuple(self.input_shape_):
-            raise ValueError(f"`X` must have shape (n, {', '.join(map(str, self.input_shape_))}); got {X.shape}.")
-        if not np.isfinite(X).all():
-            raise ValueError("`X` contains NaN or infinite values.")
-        return X
-
-    @staticmethod
-    def _dataset_labels(X):
-        """(foreground, background) labels a Dataset carries: ``labels``, or ``y`` with ``spurious``."""
-        if hasattr(X, "labels"):
-            return np.asarray(X.labels)
-        if hasattr(X, "y") and hasattr(X, "spurious"):
-            return np.stack([np.asarray(X.y), np.asarray(X.spurious)], axis=1)
-        raise ValueError(
-            "`y` is None and the Dataset carries no (foreground, background) labels: give `y` with two columns, "
-            "or a Dataset with a `labels` attribute (n, 2) or `y` and `spurious` attributes."
-        )
-
-    @staticmethod
-    def _check_y(y) -> np.ndarray:
-        if y is None:
-            raise ValueError("`y` is required: two columns, the foreground and the background label.")
-        if hasattr(y, "detach"):
-            y = y.detach().cpu().numpy()
-        Y = np.asarray(y)
-        if Y.ndim != 2 or Y.shape[1] != 2:
-            raise ValueError(
-                "`y` must have two columns (foreground label, background label; -1 = unknown background); "
-                f"got shape {Y.shape}."
-            )
-        if Y.shape[0] == 0:
-            raise ValueError("`y` is empty; at least one sample is needed.")
-        for j, name in ((0, "foreground"), (1, "background")):
-            col = Y[:, j]
-            if col.dtype.kind == "f" and np.isnan(col.astype(float)).any():
-                raise ValueError(f"`y` has NaN {name} labels; use -1 for an unknown background.")
-            if col.dtype.kind == "O" and any(v is None for v in col):
-                raise ValueError(f"`y` has missing {name} labels (None); use -1 for an unknown background.")
-        return Y
+        Each column goes through the base's ``_encode_labels`` (classification
+        targets, at least two classes); the background is encoded first and
+        its encoder moved aside, so that ``label_encoder_`` is the foreground's.
+        """
+        if known.sum() < 2:
+            raise ValueError("`y` needs at least two distinct known background labels (-1 marks unknown ones).")
+        bg_known = self._encode_labels(label_values(Y[known, 1]), name="y[:, 1] (known backgrounds)")
+        self.background_encoder_, self.n_background_classes_ = self.label_encoder_, self.n_classes_
+        Y_enc = np.full((len(Y), 2), UNKNOWN_BACKGROUND, dtype=np.int64)
+        Y_enc[known, 1] = bg_known
+        Y_enc[:, 0] = self._encode_labels(label_values(Y[:, 0]), name="y[:, 0] (foreground)")
+        return Y_enc
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, **fit_params):
@@ -678,58 +436,29 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
         self
         """
         self._check_params()
-        X = self._check_X(X, fitted=False)
-        if is_dataset(X) and y is None:
-            y = self._dataset_labels(X)
-        Y = self._check_y(y)
+        X = self._validate_images(X, reset=True)
+        if y is None and is_dataset(X):
+            y = dataset_labels(X)
+        Y, known = label_columns(y)
         check_same_length(X=X, y=Y)
-        fg, bg = Y[:, 0], Y[:, 1]
-        unknown = _is_unknown(bg)
-        if _is_unknown(fg).all() and fg.dtype.kind in "iu":
-            raise ValueError("`y`'s first column (foreground) must be known for every sample.")
-        self.label_encoder_ = LabelEncoder().fit(fg)
-        if len(self.label_encoder_.classes_) < 2:
-            raise ValueError("`y` has a single foreground class; at least two are needed.")
-        if (~unknown).sum() < 2 or len(np.unique(bg[~unknown])) < 2:
-            raise ValueError("`y` needs at least two distinct known background labels (-1 marks unknown ones).")
-        self.background_encoder_ = LabelEncoder().fit(bg[~unknown])
-        Y_enc = np.full((len(fg), 2), UNKNOWN_BACKGROUND, dtype=np.int64)
-        Y_enc[:, 0] = self.label_encoder_.transform(fg)
-        Y_enc[~unknown, 1] = self.background_encoder_.transform(bg[~unknown])
-        self.n_classes_ = len(self.label_encoder_.classes_)
-        self.n_background_classes_ = len(self.background_encoder_.classes_)
-        self.input_shape_ = tuple(int(s) for s in input_shape(X))
-        if len(self.input_shape_) != 3:
-            raise ValueError(f"`X` must hold images (channels, height, width); got sample shape {self.input_shape_}.")
-        seed = _seed_from(self.random_state)
-        data = ImageLabelDataset(X, Y_enc) if is_dataset(X) else X
-        with torch_seed(seed):
-            super().fit(data, Y_enc, **fit_params)
+        Y_enc = self._encode_two_labels(Y, known)
+        with self._seeded():
+            super().fit(self._as_skorch_input(X, Y_enc), Y_enc, **fit_params)
         return self
 
     # ------------------------------------------------------------------ outputs
-    @property
-    def classes_(self):
-        check_is_fitted(self, "label_encoder_")
-        return self.label_encoder_.classes_
-
     @property
     def background_classes_(self):
         check_is_fitted(self, "background_encoder_")
         return self.background_encoder_.classes_
 
     def _outputs(self, X):
-        """``(logits_fg, logits_bg, z)`` of X, in batches, eval mode, no gradients."""
+        """``(logits_fg, logits_bg, z)`` of X as arrays, in batches of ``batch_size``, eval mode, no gradients."""
         check_is_fitted(self)
-        X = self._check_X(X)
-        outs = ([], [], [])
-        with restore_module_state(self.module_), torch.no_grad():
-            self.module_.eval()
-            for xb in iter_batches(X, self.batch_size, device=self.device):
-                for store, t in zip(outs, self.module_(xb)):
-                    store.append(t.float().cpu().numpy())
-        sizes = (self.n_classes_, self.n_background_classes_, self.n_features_)
-        return tuple(np.concatenate(o) if o else np.empty((0, s), np.float32) for o, s in zip(outs, sizes))
+        X = self._as_skorch_input(self._validate_images(X, reset=False))
+        # skorch's iterator (a DataLoader) draws a seed from torch's global RNG: keep the caller's
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            return tuple(t.float().numpy() for t in self.forward(X, training=False))
 
     def transform(self, X, part=None):
         """Disentangled features of X.
@@ -746,8 +475,8 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
         ndarray of shape (n_samples, n_features_of_part)
         """
         part = self.transform_part if part is None else part
-        if part not in _PARTS:
-            raise ValueError(f"`part` must be one of {_PARTS}, got {part!r}.")
+        if part not in ("fg", "bg", "both"):
+            raise ValueError(f"`part` must be one of ('fg', 'bg', 'both'), got {part!r}.")
         z = self._outputs(X)[2]
         if part == "fg":
             return z[:, : self.n_foreground_features_]
@@ -771,81 +500,13 @@ class WassersteinDisentangler(AutoDeviceMixin, ClassifierMixin, TransformerMixin
         """Background labels from the background head ``w_bg z_bg``."""
         return self.background_classes_[self._outputs(X)[1].argmax(1)]
 
-    def score(self, X, y, sample_weight=None):
-        """Foreground accuracy; ``y`` is the foreground labels or the two label columns."""
-        from sklearn.metrics import accuracy_score
-
-        Y = np.asarray(y)
-        if Y.ndim == 2 and Y.shape[1] == 2:
-            Y = Y[:, 0]
-        return accuracy_score(Y, self.predict(X), sample_weight=sample_weight)
-
-    # ------------------------------------------------------------------ diagnostics
-    def disentanglement_report(self, X, y, *, X_test=None, y_test=None, probe=None, test_size=0.5,
-                               random_state=None):
+    def disentanglement_report(self, X, y, **kwargs):
         """Accuracies of linear probes across the feature split: D3S's table 2.
 
-        Four probes are trained on the frozen features: foreground from
-        ``z_fg`` (high is good), background from ``z_bg`` (high is good),
-        foreground from ``z_bg`` and background from ``z_fg`` (both should
-        be near chance). Samples with an unknown background are left out of
-        the background probes.
-
-        Parameters
-        ----------
-        X : images or Dataset
-            Data to train the probes on (and to test them on, split, when
-            ``X_test`` is not given).
-        y : array-like of shape (n, 2)
-            Foreground and background labels.
-        X_test, y_test : optional
-            Separate data to measure the probes on.
-        probe : sklearn classifier, optional
-            Cloned for each probe. Default: standardisation then
-            ``LogisticRegression(max_iter=2000)``.
-        test_size : float, default=0.5
-            Share of X held out to score the probes when ``X_test`` is None.
-        random_state : int, RandomState or None, default=None
-            Seeds the split.
-
-        Returns
-        -------
-        report : :class:`~sklearn.utils.Bunch`
-            ``fg_from_fg``, ``bg_from_bg``, ``fg_from_bg``, ``bg_from_fg``
-            (test accuracies), ``chance_fg``, ``chance_bg`` (the accuracy of
-            always predicting the most frequent training label), ``n_train``
-            and ``n_test``.
+        See :func:`skshortcut.generative._disentanglement_report.disentanglement_report`
+        for the parameters (``X_test``, ``y_test``, ``probe``, ``test_size``,
+        ``random_state``) and the returned ``Bunch`` (``fg_from_fg``,
+        ``bg_from_bg``, ``fg_from_bg``, ``bg_from_fg``, ``chance_fg``,
+        ``chance_bg``, ``n_train``, ``n_test``).
         """
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import train_test_split
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        check_is_fitted(self)
-        Y = self._check_y(y)
-        z = self.transform(X, part="both")
-        check_same_length(X=z, y=Y)
-        if X_test is None:
-            if y_test is not None:
-                raise ValueError("`y_test` was given without `X_test`.")
-            idx_train, idx_test = train_test_split(np.arange(len(Y)), test_size=test_size, random_state=random_state)
-            z_tr, Y_tr, z_te, Y_te = z[idx_train], Y[idx_train], z[idx_test], Y[idx_test]
-        else:
-            z_tr, Y_tr = z, Y
-            z_te, Y_te = self.transform(X_test, part="both"), self._check_y(y_test)
-            check_same_length(X_test=z_te, y_test=Y_te)
-        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)) if probe is None else probe
-        k = self.n_foreground_features_
-        parts = {"fg": slice(0, k), "bg": slice(k, None)}
-        out = Bunch(n_train=len(Y_tr), n_test=len(Y_te))
-        for target, col in (("fg", 0), ("bg", 1)):
-            known_tr = ~_is_unknown(Y_tr[:, col]) if col == 1 else np.ones(len(Y_tr), bool)
-            known_te = ~_is_unknown(Y_te[:, col]) if col == 1 else np.ones(len(Y_te), bool)
-            labels_tr = Y_tr[known_tr, col].astype(str)
-            labels_te = Y_te[known_te, col].astype(str)
-            values, counts = np.unique(labels_tr, return_counts=True)
-            out[f"chance_{target}"] = float(np.mean(labels_te == values[counts.argmax()]))
-            for source, sl in parts.items():
-                model = clone(probe).fit(z_tr[known_tr][:, sl], labels_tr)
-                out[f"{target}_from_{source}"] = float(np.mean(model.predict(z_te[known_te][:, sl]) == labels_te))
-        return out
+        return _disentanglement_report(self, X, y, **kwargs)
