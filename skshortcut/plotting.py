@@ -300,7 +300,7 @@ def plot_mask_and_combine(X, masks, y, *, n_samples=6, random_state=0, title=Non
     """
     from sklearn.utils import check_random_state
 
-    from .retraining.mask_and_combine import draw_partners, masked_combination, masked_removal
+    from .retraining._interventions import draw_partners, masked_combination, masked_removal
 
     X = np.asarray(X.detach().cpu() if hasattr(X, "detach") else X, dtype=np.float32)
     masks = np.asarray(masks).astype(bool)

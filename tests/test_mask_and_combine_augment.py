@@ -204,3 +204,13 @@ def test_mask_region_table_hand_made():
         mask_region_table(masks, region[:2], groups=[0, 0, 1])
     with pytest.raises(ValueError, match="`heatmaps`"):
         mask_region_table(masks, region, groups=[0, 0, 1], heatmaps=heat[:, :2])
+
+
+def test_interventions_live_in_their_module_and_keep_their_public_path():
+    from skshortcut.plotting import plot_mask_and_combine  # noqa: F401 - imports them from there
+    from skshortcut.retraining import _interventions, _mac_diagnostics, mask_and_combine
+
+    for name in ("top_k_mask", "draw_partners", "masked_removal", "masked_combination"):
+        assert getattr(mask_and_combine, name) is getattr(_interventions, name)
+        assert name in mask_and_combine.__all__
+    assert mask_and_combine.mask_region_table is _mac_diagnostics.mask_region_table
