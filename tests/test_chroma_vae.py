@@ -1,6 +1,7 @@
 """Unit and property tests of ChromaVAEClassifier (Chroma-VAE, Yang et al. 2022)."""
 
 import ast
+import copy
 import os
 import pickle
 import subprocess
@@ -300,10 +301,32 @@ def test_latent_shift(data, fitted):
     flipped = X[:, [1, 0, 2]]
     shift = fitted.latent_shift(X, flipped)
     assert shift.shape == (4,)
-    assert (shift >= 0).all()
-    np.testing.assert_allclose(fitted.latent_shift(X, X), 0.0)
+    expected = np.abs(fitted.latent_means(X) - fitted.latent_means(flipped)).mean(axis=0)
+    np.testing.assert_allclose(shift, expected, rtol=1e-5, atol=1e-7)
+    assert shift.max() > 1e-3  # swapping two colour channels moves the latents
+    assert fitted.latent_shift(X, X[::-1]).max() > 1e-3  # samples are paired in order, not pooled
     with pytest.raises(ValueError, match="same number"):
         fitted.latent_shift(X, X[:10])
+
+
+class _ChannelMeans(nn.Module):
+    """A hand-made encoder: mu = the mean of channels (0, 1, 2, 0), log-variance 0."""
+
+    def forward(self, x):
+        m = x.mean((2, 3))
+        mu = torch.cat([m, m[:, :1]], 1)
+        return torch.cat([mu, torch.zeros_like(mu)], 1)
+
+
+def test_latent_shift_moves_only_the_dimensions_that_read_the_change(data, fitted):
+    X, _ = data
+    clf = copy.deepcopy(fitted)
+    clf.module_.encoder = _ChannelMeans()
+    brighter = X.copy()
+    brighter[:, 1] += 0.1  # channel 1 only: latent 1 reads it
+    np.testing.assert_allclose(clf.latent_shift(X, brighter), [0.0, 0.1, 0.0, 0.0], atol=1e-6)
+    brighter[:, 0] -= 0.2  # channel 0: latents 0 and 3
+    np.testing.assert_allclose(clf.latent_shift(X, brighter), [0.2, 0.1, 0.0, 0.2], atol=1e-6)
 
 
 # ---------------------------------------------------------------- bad input
@@ -404,3 +427,97 @@ def test_fit_z2_refits_only_the_second_stage(data):
     np.testing.assert_allclose(clf.transform(X), Z)
     with pytest.raises(ValueError, match="changed since"):
         clf.set_params(z_p=0.25, dim_z=6).fit_z2(X, y)
+
+
+# ---------------------------------------------------------------- the shared estimator base
+def test_max_epochs_zero_is_refused(data):
+    """An untrained VAE would hand a random encoding to the z2-classifier."""
+    X, y = data
+    with pytest.raises(ValueError, match="max_epochs"):
+        ChromaVAEClassifier(dim_z=4, **{**FAST, "max_epochs": 0}).fit(X, y)
+
+
+@pytest.mark.parametrize("params", [{"batch_size": 0}, {"lr": -1.0}, {"device": "tpu9"}, {"z2_classifier": object()}])
+def test_skorch_and_second_stage_parameters_are_checked_at_fit(data, params):
+    X, y = data
+    name = next(iter(params))
+    with pytest.raises(ValueError, match=name):
+        ChromaVAEClassifier(dim_z=4, **{**FAST, **params}).fit(X, y)
+
+
+def test_continuous_y_is_refused(data):
+    X, _ = data
+    y = np.random.RandomState(0).rand(len(X))
+    with pytest.raises(ValueError, match="continuous"):
+        ChromaVAEClassifier(dim_z=4, **FAST).fit(X, y)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_images_are_refused_at_fit_and_predict(data, fitted, bad):
+    X, y = data
+    X_bad = X.copy()
+    X_bad[3, 0, 2, 2] = bad
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        ChromaVAEClassifier(dim_z=4, **FAST).fit(X_bad, y)
+    for method in ("predict", "predict_proba", "transform", "latent_means", "predict_z1"):
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            getattr(fitted, method)(X_bad)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 9, 9), (2, 1, 8, 8)])
+def test_another_image_shape_is_refused_after_fit(fitted, shape):
+    X_other = np.zeros(shape, dtype="float32")
+    for method in ("predict", "predict_proba", "transform", "latent_means", "partial_reconstructions"):
+        with pytest.raises(ValueError, match="shape"):
+            getattr(fitted, method)(X_other)
+    from torch.utils.data import TensorDataset
+
+    with pytest.raises(ValueError, match="shape"):
+        fitted.transform(TensorDataset(torch.zeros(shape)))
+
+
+def test_negative_strides_are_accepted(data, fitted):
+    X, y = data
+    flipped = X[::-1, :, ::-1]
+    np.testing.assert_allclose(fitted.transform(flipped), fitted.transform(np.ascontiguousarray(flipped)))
+    a = ChromaVAEClassifier(dim_z=4, random_state=0, **FAST).fit(flipped, y[::-1])
+    b = ChromaVAEClassifier(dim_z=4, random_state=0, **FAST).fit(np.ascontiguousarray(flipped), y[::-1].copy())
+    np.testing.assert_allclose(a.transform(X), b.transform(X))
+
+
+def test_score_is_classifier_mixins_accuracy(data, fitted):
+    from sklearn.base import ClassifierMixin
+
+    X, y = data
+    assert ChromaVAEClassifier.score is ClassifierMixin.score
+    assert fitted.score(X, y) == pytest.approx(np.mean(fitted.predict(X) == y))
+
+
+def test_verbose_zero_is_silent_and_one_prints_the_epoch_table(data, capsys):
+    X, y = data
+    ChromaVAEClassifier(dim_z=4, random_state=0, verbose=0, **FAST).fit(X, y)
+    quiet = capsys.readouterr()
+    assert quiet.out == "" and quiet.err == ""
+    ChromaVAEClassifier(dim_z=4, random_state=0, verbose=1, **FAST).fit(X, y)
+    loud = capsys.readouterr()
+    assert "train_recon" in loud.out and "train_z1_acc" in loud.out  # skorch's epoch table
+    assert "/" in loud.err or "it" in loud.err  # tqdm's progress bar
+
+
+def test_batch_size_is_the_optimisation_and_inference_batch(data):
+    X, y = data
+    clf = ChromaVAEClassifier(dim_z=4, random_state=0, **{**FAST, "batch_size": 24}).fit(X, y)
+    sizes = []
+    handle = clf.module_.encoder.register_forward_hook(lambda m, inp, out: sizes.append(len(inp[0])))
+    for method in ("transform", "predict", "predict_z1"):
+        sizes.clear()
+        getattr(clf, method)(X)
+        assert sizes == [24, 24, 16], method
+    handle.remove()
+    assert clf.history[-1, "batches"][-1]["train_batch_size"] == 16  # 64 = 24 + 24 + 16 per epoch
+    whole = clf.set_params(batch_size=-1)
+    assert whole.transform(X).shape == (64, 3)
+
+
+def test_repr_shows_the_parameters_a_user_set():
+    assert repr(ChromaVAEClassifier(dim_z=8, lambda_=5.0)) == "ChromaVAEClassifier(dim_z=8, lambda_=5.0)"

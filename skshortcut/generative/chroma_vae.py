@@ -24,13 +24,12 @@ import torch
 from skorch import NeuralNet
 from skorch.utils import to_tensor
 from sklearn.base import ClassifierMixin, TransformerMixin
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._skorch import SKORCH_CONSTRAINTS, ShortcutNet, loss_term_callbacks, training_callbacks
 from .._torch import _seed_from, is_dataset, iter_batches, n_samples, restore_module_state
-from .._validation import check_labels
 from ._chroma_vae_module import (
     ChromaVAEModule,
     build_chroma_vae_module,
@@ -38,6 +37,7 @@ from ._chroma_vae_module import (
     kl_standard_normal,
     latent_split,
 )
+from . import _chroma_vae_diagnostics as _diagnostics
 from ._chroma_vae_z2 import BUILTIN_Z2, build_z2_classifier
 
 __all__ = ["ChromaVAEClassifier", "ChromaVAEModule", "latent_split", "default_n_down"]
@@ -231,7 +231,6 @@ class ChromaVAEClassifier(ShortcutNet, ClassifierMixin, TransformerMixin, Neural
         verbose=0,
         **kwargs,
     ):
-        kwargs.pop("module", None)  # always ChromaVAEModule; listed by get_params, so clone passes it back
         super().__init__(
             ChromaVAEModule,
             criterion=criterion,
@@ -263,8 +262,9 @@ class ChromaVAEClassifier(ShortcutNet, ClassifierMixin, TransformerMixin, Neural
     # ------------------------------------------------------------------ skorch hooks
     def _get_param_names(self):
         # skorch lists the instance attributes not ending in "_" as parameters;
-        # ``lambda_`` (Eq. 2's lambda) is a parameter despite its trailing underscore.
-        return [*super()._get_param_names(), "lambda_"]
+        # ``lambda_`` (Eq. 2's lambda) is a parameter despite its trailing underscore;
+        # ``module`` is always ChromaVAEModule, not a parameter.
+        return [*(k for k in super()._get_param_names() if k != "module"), "lambda_"]
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "z2_classifier_")
@@ -485,91 +485,9 @@ class ChromaVAEClassifier(ShortcutNet, ClassifierMixin, TransformerMixin, Neural
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     # ------------------------------------------------------------------ diagnostics
-    def predict_z1(self, X):
-        """Labels predicted by the z1-classifier ``C(mu(x)_1)``: the shortcut-reliant one."""
-        logits = self._map_batches(X, lambda xb: self.module_.classify(self.module_.encode(xb)[0]))
-        return self.classes_[logits.argmax(1)]
-
-    def z1_score(self, X, y):
-        """Accuracy of the z1-classifier.
-
-        Section 5.1: when the shortcut sits in ``z1``, this classifier is as
-        accurate as ERM in distribution and as poor out of distribution.
-        """
-        from sklearn.metrics import accuracy_score
-
-        return accuracy_score(check_labels(y, "y"), self.predict_z1(X))
-
-    def partial_reconstructions(self, X, *, keep="z2", n_samples=8, random_state=None):
-        """Decode samples that keep one latent subspace of each image (Eqs. 3-4).
-
-        ``keep="z1"`` decodes ``x~1 = D([mu(x)_1, eps])`` and ``keep="z2"``
-        decodes ``x~2 = D([eps, mu(x)_2])``, ``eps ~ N(0, I)`` drawn afresh
-        for each sample; ``keep="all"`` decodes ``D(mu(x))`` (the
-        reconstruction; every sample is the same). If the shortcut was
-        isolated, the ``x~1`` samples share the shortcut and vary the rest and
-        the ``x~2`` samples keep the core feature with a varying shortcut.
-
-        Parameters
-        ----------
-        X : images or Dataset
-        keep : {"z1", "z2", "all"}, default="z2"
-        n_samples : int, default=8
-            Samples per image.
-        random_state : int, RandomState or None, default=None
-            Seeds the noise.
-
-        Returns
-        -------
-        ndarray of shape (n_images, n_samples, channels, height, width)
-            Means of ``p(x | z)`` (in [0, 1] for the Bernoulli likelihood).
-        """
-        validate_parameter_constraints(
-            {"keep": [StrOptions({"z1", "z2", "all"})], "n_samples": [Interval(Integral, 1, None, closed="left")]},
-            {"keep": keep, "n_samples": n_samples},
-            caller_name="partial_reconstructions",
-        )
-        mu = torch.as_tensor(self._encode(X))
-        gen = torch.Generator()
-        seed = _seed_from(random_state)
-        if seed is None:
-            gen.seed()
-        else:
-            gen.manual_seed(seed)
-        d1 = self.dim_z1_
-        batch = len(mu) if self.batch_size == -1 else self.batch_size
-        out = []
-        with restore_module_state(self.module_), torch.no_grad():
-            self.module_.eval()
-            for m in mu.split(max(1, batch // n_samples)):
-                z = m[:, None, :].repeat(1, n_samples, 1)
-                noise = torch.randn(z.shape, generator=gen)
-                if keep == "z1":
-                    z[..., d1:] = noise[..., d1:]
-                elif keep == "z2":
-                    z[..., :d1] = noise[..., :d1]
-                img = self.module_.mean_image(z.reshape(-1, z.shape[-1]).to(self.device))
-                out.append(img.float().cpu().numpy().reshape(len(m), n_samples, *self.input_shape_))
-        return np.concatenate(out)
-
-    def latent_shift(self, X, X_shifted):
-        """Mean absolute change of each latent mean between X and a transformed copy (figure 4c).
-
-        Pass X and the same images with the suspected shortcut changed (for
-        example the colours swapped): the dimensions that move most hold the
-        shortcut. If it was isolated, the ``z1`` dimensions (the first
-        ``dim_z1_``) move and the ``z2`` ones barely do.
-
-        Parameters
-        ----------
-        X, X_shifted : images or Datasets with the same number of samples
-
-        Returns
-        -------
-        ndarray of shape (dim_z,)
-            ``mean_i |mu(x_i)_d - mu(x'_i)_d|`` for every dimension ``d``.
-        """
-        a, b = self._encode(X), self._encode(X_shifted)
-        if a.shape != b.shape:
-            raise ValueError(f"`X` and `X_shifted` must hold the same number of samples; got {len(a)} and {len(b)}.")
-        return np.abs(a - b).mean(axis=0)
+    # Section 5's diagnostics live in their own module; assigned here, they are
+    # methods of the class itself (and documented with it).
+    predict_z1 = _diagnostics.predict_z1
+    z1_score = _diagnostics.z1_score
+    partial_reconstructions = _diagnostics.partial_reconstructions
+    latent_shift = _diagnostics.latent_shift
