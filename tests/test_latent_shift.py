@@ -291,6 +291,41 @@ def test_bad_arguments():
         as_classifier_output((object(), 1), device="cpu")
 
 
+def test_parameters_go_through_sklearn_constraints():
+    """One style with the estimators: scikit-learn's InvalidParameterError, naming LatentShift and the parameter."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X = points(4)
+    clf = Coordinate(0)
+    for bad in ({"max_steps": 0}, {"batch_size": 1.5}, {"fd_epsilon": -1.0}, {"growth": -0.1}, {"device": "tpu9"},
+                {"max_image_change": 0}, {"verbose": "loud"}, {"min_output": float("nan")}):
+        (name,) = bad
+        with pytest.raises(InvalidParameterError, match=f"'{name}' parameter of LatentShift must be"):
+            LatentShift(IDENTITY, (clf, 1), **bad).generate(X)
+    # a FrozenEstimator around a fitted classifier is unwrapped
+    from sklearn.frozen import FrozenEstimator
+
+    box = ProbaBox(Coordinate(0))
+    direct = as_classifier_output((box, "pos"), device="cpu")(torch.as_tensor(X))
+    frozen = as_classifier_output((FrozenEstimator(box), "pos"), device="cpu")(torch.as_tensor(X))
+    np.testing.assert_array_equal(direct.numpy(), frozen.numpy())
+
+
+def test_non_finite_inputs_are_refused():
+    """A NaN pixel would make every output along its path NaN: arrays, tensors and Datasets are refused."""
+    X = points(6)
+    X[2, 0] = np.nan
+    ls = LatentShift(IDENTITY, (Coordinate(0), 1), device="cpu")
+    for given in (X, torch.as_tensor(X), TensorDataset(torch.as_tensor(X))):
+        with pytest.raises(ValueError, match="NaN"):
+            ls.generate(given)
+    images = np.zeros((2, 1, 2, 2), dtype=np.float32)
+    images[1, 0, 1, 1] = -np.inf
+    coder = (nn.Flatten(), nn.Unflatten(1, (1, 2, 2)))
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        LatentShift(coder, (nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), 1), device="cpu").generate(images)
+
+
 # --------------------------------------------------------------------------- the default autoencoder
 def test_autoencoder_fit_transform_and_sklearn_contract():
     X = np.random.RandomState(0).rand(48, 3, 8, 8).astype(np.float32)
