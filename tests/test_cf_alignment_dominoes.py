@@ -92,7 +92,7 @@ def test_rectify_lowers_the_alignment_on_held_out_data(world):
     fixed = rectify(data.val.X[:200], (biased, None), (f_bottom, 1), ae, X_val=data.val.X[200:],
                     learning_rate=0.3, max_iter=30, patience=10, max_image_change=None, device="cpu",
                     random_state=SEED)
-    assert -0.6 < fixed.beta < -0.15  # the 0.3 f_bottom of Eq. 4, taken back out
+    assert -0.6 < fixed.beta_ < -0.15  # the 0.3 f_bottom of Eq. 4, taken back out
     before = alignment(world, "biased", (biased, None)).alignment_["bottom"]
     after = CFAlignmentScorer(ae, (fixed, None), {"bottom": (f_bottom, 1)}, max_image_change=None,
                               device="cpu").fit(data.test.X).alignment_["bottom"]
