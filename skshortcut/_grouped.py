@@ -26,8 +26,12 @@ class GroupedData:
     X : array-like, tensor or torch Dataset
         What flows on to the next pipeline step, usually embeddings of shape
         ``(n_samples, n_features)``.
-    groups : array-like of shape (n_samples,)
-        Group label of each sample.
+    groups : array-like of shape (n_samples,), or callable
+        Group label of each sample. A callable without arguments returning
+        them makes the groups lazy: they are computed on the first access of
+        :attr:`groups` and kept. A grouper's ``transform`` uses this, so that
+        a step that needs only ``X`` (a classifier's ``predict``) never pays
+        for the groups.
 
     Examples
     --------
@@ -36,19 +40,41 @@ class GroupedData:
     >>> data = GroupedData(np.zeros((4, 2)), groups=[0, 0, 1, 1])
     >>> len(data), data[[0, 2]].groups.tolist()
     (4, [0, 1])
+    >>> lazy = GroupedData(np.zeros((3, 2)), groups=lambda: [5, 5, 6])
+    >>> lazy.groups_computed, lazy.groups.tolist(), lazy.groups_computed
+    (False, [5, 5, 6], True)
     """
 
     def __init__(self, X, groups):
-        groups = check_labels(groups, "groups")
-        if len(X) != len(groups):
-            raise ValueError(
-                f"`X` has {len(X)} samples but `groups` has {len(groups)}; they must be aligned."
-            )
         self.X = X
-        self.groups = groups
+        self._n = len(X)
+        if callable(groups):
+            self._groups, self._compute = None, groups
+        else:
+            self._groups, self._compute = self._checked(groups), None
+
+    def _checked(self, groups):
+        groups = check_labels(groups, "groups")
+        if self._n != len(groups):
+            raise ValueError(
+                f"`X` has {self._n} samples but `groups` has {len(groups)}; they must be aligned."
+            )
+        return groups
+
+    @property
+    def groups(self) -> np.ndarray:
+        """Group of each sample (computed now if it was given as a callable)."""
+        if self._compute is not None:
+            self._groups, self._compute = self._checked(self._compute()), None
+        return self._groups
+
+    @property
+    def groups_computed(self) -> bool:
+        """Whether :attr:`groups` holds its values (``False`` while lazy groups are not yet computed)."""
+        return self._compute is None
 
     def __len__(self) -> int:
-        return len(self.groups)
+        return self._n
 
     @property
     def shape(self):
@@ -59,11 +85,23 @@ class GroupedData:
         if isinstance(index, numbers.Integral):
             return self.X[index], self.groups[index]
         index = _as_index(index, len(self))
-        return GroupedData(_take(self.X, index), self.groups[index])
+        groups = self.groups[index] if self.groups_computed else _IndexedGroups(self, index)
+        return GroupedData(_take(self.X, index), groups)
 
     def __repr__(self) -> str:
-        uniq = np.unique(self.groups)
-        return f"GroupedData(n_samples={len(self)}, n_groups={len(uniq)}, X={type(self.X).__name__})"
+        n_groups = len(np.unique(self.groups)) if self.groups_computed else "not computed"
+        return f"GroupedData(n_samples={len(self)}, n_groups={n_groups}, X={type(self.X).__name__})"
+
+
+class _IndexedGroups:
+    """The lazy groups of some rows of a GroupedData (a picklable callable)."""
+
+    def __init__(self, parent, index):
+        self.parent = parent
+        self.index = index
+
+    def __call__(self):
+        return self.parent.groups[self.index]
 
 
 def _as_index(index, n):
@@ -98,7 +136,7 @@ def _is_dataset(X) -> bool:
     return isinstance(X, Dataset)
 
 
-def unpack_grouped(X, groups=None):
+def unpack_grouped(X, groups=None, *, need_groups=True):
     """Separate ``X`` and ``groups``, whether or not ``X`` is a :class:`GroupedData`.
 
     Parameters
@@ -107,6 +145,11 @@ def unpack_grouped(X, groups=None):
         The input given to ``fit`` or ``predict``.
     groups : array-like or None
         Groups passed explicitly.
+    need_groups : bool, default=True
+        ``False`` where only ``X`` is used (``predict``, ``transform``): the
+        groups a :class:`GroupedData` carries are then left alone, so lazy
+        ones are never computed, and the second value is the explicit
+        ``groups`` (or ``None``).
 
     Returns
     -------
@@ -128,16 +171,23 @@ def unpack_grouped(X, groups=None):
     ((4, 2), [0, 0, 1, 1])
     >>> unpack_grouped(np.zeros((2, 2)))[1] is None
     True
+
+    At predict, lazy groups stay uncomputed:
+
+    >>> lazy = GroupedData(np.zeros((2, 2)), groups=lambda: [0, 1])
+    >>> unpack_grouped(lazy, need_groups=False)[1] is None, lazy.groups_computed
+    (True, False)
     """
     if isinstance(X, GroupedData):
         if groups is not None:
             groups = check_labels(groups, "groups")
-            if len(groups) != len(X.groups) or not np.array_equal(groups, X.groups):
+            if len(groups) != len(X) or not np.array_equal(groups, X.groups):
                 raise ValueError(
                     "`groups` was passed explicitly but differs from the groups carried by the "
                     "GroupedData input; pass only one of them."
                 )
-        return X.X, X.groups
+            return X.X, X.groups
+        return X.X, (X.groups if need_groups else None)
     if groups is not None:
         groups = check_labels(groups, "groups")
     return X, groups

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._torch import input_shape, iter_batches, n_samples, restore_module_state
-from .base_model import BaseModel, as_base_model, find_last_layer
+from .base_model import BaseModel, as_base_model, find_last_layer, predicted_index
 
 __all__ = [
     "attribute",
@@ -587,7 +587,8 @@ def attribute(
     device="auto",
     progress=False,
     method_params=None,
-) -> np.ndarray:
+    return_embeddings=False,
+):
     """Heatmaps of X for a classifier, computed in batches.
 
     The first stage of ExMap (Algorithm 1, lines 4-12): for each batch, the
@@ -627,10 +628,17 @@ def attribute(
     method_params : dict, optional
         Extra parameters of the attribution class (e.g. ``{"gamma": 0.25}``
         for LRP, ``{"n_steps": 16}`` for integrated gradients).
+    return_embeddings : bool, default=False
+        Also return the embeddings ``f(x)`` (the input of the linear head),
+        read off the forward pass the heatmaps already make: LRP's own pass,
+        or, for the other methods, the pass that finds the predicted class.
+        No extra forward pass is made.
 
     Returns
     -------
     heatmaps : ndarray of float32, shape ``(n, h, w)`` or ``(n, c, h, w)``
+    embeddings : ndarray of float32, shape ``(n, n_features)``
+        Only with ``return_embeddings=True``.
 
     Examples
     --------
@@ -643,6 +651,9 @@ def attribute(
     ((5, 4, 4), True)
     >>> attribute(SmallCNN(n_blocks=2, width=4), X, method="xgradcam", size=(8, 8)).shape
     (5, 8, 8)
+    >>> H, Z = attribute(SmallCNN(n_blocks=2, width=4), X, return_embeddings=True)
+    >>> H.shape, Z.shape
+    ((5, 8, 8), (5, 8))
     """
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"`method` must be one of {tuple(METHODS)}; got {method!r}.")
@@ -669,7 +680,7 @@ def attribute(
         raise ValueError(f"`layer` applies to the CAM methods ('xgradcam', 'gradcam') only, not {method!r}.")
     explainer = cls(base.module, **params)
 
-    out = None
+    out, feats = None, []
     batches = iter_batches(X, int(batch_size), device=base.device)
     if progress:
         from tqdm.auto import tqdm
@@ -685,7 +696,19 @@ def attribute(
             n_logits = max(base.n_outputs, 2)
             if tb.numel() and int(tb.max()) >= n_logits:
                 raise ValueError(f"`target` holds class index {int(tb.max())}, but the model has {n_logits} classes.")
-        maps = explainer.attribute(xb, tb)
+        if not return_embeddings:
+            maps = explainer.attribute(xb, tb)
+        elif cls is LRP:
+            maps, z = _attribute_reading_head_input(explainer, base, xb, tb)
+            feats.append(z)
+        else:
+            # the forward pass that finds the predicted class also gives the embeddings
+            with frozen_module(base.module), torch.no_grad():
+                z, logits = base.features_and_logits(xb)
+            feats.append(z.float().cpu().numpy())
+            if tb is None:
+                tb = torch.as_tensor(predicted_index(logits), device=xb.device)
+            maps = explainer.attribute(xb, tb)
         maps = maps[:, None] if maps.ndim == 3 else maps
         maps = _resize(maps.float(), size)
         if channels == "sum" or cls.cam:
@@ -699,4 +722,23 @@ def attribute(
         start += m
     if out is None:
         raise ValueError("`X` is empty.")
+    if return_embeddings:
+        return out, np.concatenate(feats)
     return out
+
+
+def _attribute_reading_head_input(explainer, base: BaseModel, xb, tb):
+    """LRP of one batch, and the embeddings ``f(x)`` captured from the same forward pass."""
+    captured = []
+
+    def hook(_mod, inputs):
+        if not captured:  # the first call of the head in this batch: the pass on ``xb``
+            captured.append(inputs[0].detach())
+
+    handle = base.head.register_forward_pre_hook(hook)
+    try:
+        maps = explainer.attribute(xb, tb)
+    finally:
+        handle.remove()
+    z = captured[0]
+    return maps, z.reshape(z.shape[0], -1).float().cpu().numpy()

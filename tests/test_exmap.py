@@ -1,14 +1,21 @@
 """Tests for ExMapGrouper: heatmap clusters, class x cluster pseudo-groups, composition with sklearn."""
 
+import re
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
+import sklearn
 import torch
 from sklearn.base import clone
 from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import InvalidParameterError
 from torch.utils.data import TensorDataset
 
 from skshortcut import DFRRetrainer, ERMClassifier, ExMapGrouper, GroupedData, worst_group_scorer
@@ -79,15 +86,17 @@ def test_local_scope_clusters_each_class():
     assert set(np.unique(out.groups)) <= {0, 1, 2, 3}
 
 
-@pytest.mark.parametrize("clustering", [KMeans(n_init=3), AgglomerativeClustering()])
+@pytest.mark.parametrize("clustering", [KMeans(n_init=3), AgglomerativeClustering(n_clusters=5)])
 def test_any_sklearn_clusterer(clustering):
     X, y, colour = coloured(80)
+    params = clustering.get_params()
     grouper = ExMapGrouper(net(), clustering=clustering, n_clusters=2, heatmap_size=4, random_state=0).fit(X, y)
     assert grouper.n_clusters_ == 2
     assert adjusted_rand_score(colour, grouper.cluster_labels_) == 1.0
     # AgglomerativeClustering has no predict: new samples go to their nearest fitted heatmaps
     assert adjusted_rand_score(colour, grouper.transform(X).groups % 2) == 1.0
-    assert clustering.get_params().get("n_clusters") != "changed"  # the user's clusterer is cloned, not fit
+    # the user's clusterer is cloned: its n_clusters (8 and 5) and random_state stay as they were, and it is not fit
+    assert clustering.get_params() == params
     assert not hasattr(clustering, "labels_")
 
 
@@ -138,7 +147,13 @@ def test_pipeline_with_dfr_papers_workflow_and_users_words(tiny_images):
     assert pipe.named_steps["clf"].balanced_on_ == "groups"
     # the user's own words: no arguments at all (an ERMClassifier is trained first)
     Xt, yt = tiny_images
-    Pipeline([("groups", ExMapGrouper()), ("clf", DFRRetrainer())]).fit(Xt, yt)
+    plain = Pipeline([("groups", ExMapGrouper(random_state=0)), ("clf", DFRRetrainer(random_state=0))]).fit(Xt, yt)
+    grouper = plain.named_steps["groups"]
+    assert isinstance(grouper.estimator_, ERMClassifier)
+    assert plain.named_steps["clf"].balanced_on_ == "groups"
+    assert set(np.unique(grouper.groups_) // grouper.n_clusters_) == {0, 1}  # both classes, class x cluster
+    # class 1 is brighter in channel 0: the retrained head reads it
+    assert np.mean(plain.predict(Xt) == yt) > 0.8
 
 
 def test_grid_search_over_grouper_parameters_scored_by_true_groups(routing):
@@ -165,25 +180,37 @@ def test_clone_and_not_fitted():
 
 
 @pytest.mark.parametrize(
-    ("params", "exc", "match"),
+    ("params", "match"),
     [
-        ({"scope": "both"}, ValueError, "`scope`"),
-        ({"output": "heatmaps"}, ValueError, "`output`"),
-        ({"n_clusters": 0}, ValueError, "`n_clusters`"),
-        ({"n_clusters": "many"}, ValueError, "`n_clusters`"),
-        ({"n_clusters": 500}, ValueError, "exceeds"),
-        ({"clustering": "dbscan"}, ValueError, "`clustering`"),
-        ({"clustering": 3}, TypeError, "`clustering`"),
-        ({"method": "shap"}, ValueError, "`method`"),
-        ({"heatmap_channels": "mean"}, ValueError, "`heatmap_channels`"),
-        ({"heatmap_size": -1}, ValueError, "`heatmap_size`"),
-        ({"batch_size": 0}, ValueError, "`batch_size`"),
+        ({"scope": "both"}, "'scope' parameter"),
+        ({"output": "heatmaps"}, "'output' parameter"),
+        ({"n_clusters": 0}, "'n_clusters' parameter"),
+        ({"n_clusters": "many"}, "'n_clusters' parameter"),
+        ({"clustering": "dbscan"}, "'clustering' parameter"),
+        ({"clustering": 3}, "'clustering' parameter"),
+        ({"method": "shap"}, "'method' parameter"),
+        ({"method_params": "gamma=1"}, "'method_params' parameter"),
+        ({"heatmap_channels": "mean"}, "'heatmap_channels' parameter"),
+        ({"heatmap_size": -1}, "'heatmap_size' parameter"),
+        ({"heatmap_size": (4, 0)}, "'heatmap_size' parameter"),
+        ({"batch_size": 0}, "'batch_size' parameter"),
+        ({"device": "tpu9"}, "'device' parameter"),
+        ({"head": 3}, "'head' parameter"),
+        ({"random_state": "seed"}, "'random_state' parameter"),
+        ({"verbose": -1}, "'verbose' parameter"),
     ],
 )
-def test_bad_parameters(params, exc, match):
+def test_bad_parameters_fail_scikit_learn_constraints_at_fit(params, match):
     X, y, _ = coloured(30)
-    with pytest.raises(exc, match=match):
-        ExMapGrouper(net(), **params).fit(X, y)
+    grouper = ExMapGrouper(net(), **params)  # __init__ only stores
+    with pytest.raises(InvalidParameterError, match=match):
+        grouper.fit(X, y)
+
+
+def test_more_clusters_than_samples():
+    X, y, _ = coloured(30)
+    with pytest.raises(ValueError, match="exceeds"):
+        ExMapGrouper(net(), n_clusters=500).fit(X, y)
 
 
 def test_bad_data():
@@ -196,6 +223,138 @@ def test_bad_data():
         ExMapGrouper(net()).fit_transform(X)
     with pytest.raises(ValueError, match="logits"):
         ExMapGrouper(net(n_classes=3)).fit(X, y)
+    with pytest.raises(ValueError, match="class labels"):
+        ExMapGrouper(net()).fit(X, np.linspace(0, 1, 30))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_images_are_refused_at_fit_and_transform(bad):
+    X, y, _ = coloured(30)
+    X_bad = X.copy()
+    X_bad[3, 1, 2, 2] = bad
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        ExMapGrouper(net(), clustering="kmeans", n_clusters=2).fit(X_bad, y)
+    grouper = ExMapGrouper(net(), clustering="kmeans", n_clusters=2, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        grouper.transform(X_bad)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        grouper.heatmaps(torch.as_tensor(X_bad))
+
+
+def test_images_of_another_shape_at_transform_name_both_shapes():
+    X, y, _ = coloured(30)
     grouper = ExMapGrouper(net(), clustering="kmeans", n_clusters=2).fit(X, y)
-    with pytest.raises(ValueError, match="representations of shape"):
+    assert grouper.input_shape_ == (3, 8, 8)
+    with pytest.raises(ValueError, match=r"shape \(3, 12, 12\).*\(3, 8, 8\)"):
         grouper.transform(np.zeros((4, 3, 12, 12), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"1 channel\(s\).*3"):
+        grouper.transform(np.zeros((4, 1, 8, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"\(3, 12, 12\).*\(3, 8, 8\)"):
+        grouper.transform(TensorDataset(torch.zeros(4, 3, 12, 12)))
+    # strided and non-contiguous images are accepted and give the same groups
+    flipped = np.ascontiguousarray(X[::-1])[::-1]
+    assert np.array_equal(grouper.transform(flipped).groups, grouper.transform(X).groups)
+
+
+def test_frozen_fitted_estimator_survives_clone_and_unfitted_copy_says_so(tiny_images):
+    X, y = tiny_images
+    erm = ERMClassifier(max_epochs=1, module__width=4, module__n_blocks=2, random_state=0, device="cpu").fit(X, y)
+    grouper = ExMapGrouper(FrozenEstimator(erm), clustering="kmeans", n_clusters=2, random_state=0)
+    fitted = clone(grouper).fit(X, y)
+    assert fitted.estimator_.estimator is erm  # the FrozenEstimator passed, holding the fitted net
+    assert np.array_equal(fitted.groups_, ExMapGrouper(erm, clustering="kmeans", n_clusters=2, random_state=0).fit(X, y).groups_)
+    # clone re-creates a bare fitted net unfitted: the error says what to do
+    with pytest.raises(TypeError, match="FrozenEstimator"):
+        clone(ExMapGrouper(erm, clustering="kmeans", n_clusters=2)).fit(X, y)
+
+
+def _guide_block(containing):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "user_guide" / "exmap.rst").read_text()
+    blocks = re.findall(r"^\.\. code-block:: python\n\n((?:   .*\n|\n)+)", text, flags=re.M)
+    (block,) = [textwrap.dedent(b) for b in blocks if containing in b]
+    return block
+
+
+def test_grid_search_snippet_of_the_user_guide_runs(tiny_images):
+    # the guide's code as written, on small data: a fitted base model through GridSearchCV's clones
+    X, y = tiny_images
+    groups = 2 * y + (X[:, 1].mean(axis=(1, 2)) > 0.25)
+    erm = ERMClassifier(max_epochs=1, module__width=4, module__n_blocks=2, random_state=0, device="cpu").fit(X, y)
+    namespace = {"Pipeline": Pipeline, "ExMapGrouper": ExMapGrouper, "DFRRetrainer": DFRRetrainer, "erm": erm,
+                 "X_val": X, "y_val": y, "groups_val": groups}
+    code = _guide_block("GridSearchCV")
+    assert "FrozenEstimator(erm)" in code
+    with sklearn.config_context():
+        exec(compile(code, "exmap.rst", "exec"), namespace)
+    search = namespace["search"]
+    assert len(search.cv_results_["mean_test_score"]) == 6
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    assert search.best_estimator_.named_steps["groups"].estimator_.estimator is erm
+
+
+def test_pipeline_set_output_default_passes_and_data_frames_are_refused():
+    pipe = Pipeline([("groups", ExMapGrouper(net())), ("clf", DFRRetrainer())])
+    assert pipe.set_output(transform="default") is pipe
+    assert ExMapGrouper(net()).set_output(transform=None).get_params()["n_clusters"] == "auto"
+    with pytest.raises(ValueError, match="GroupedData"):
+        pipe.set_output(transform="pandas")
+    X, y, _ = coloured(40)
+    with sklearn.config_context(transform_output="pandas"):  # the global setting does not wrap a GroupedData
+        data = ExMapGrouper(net(), clustering="kmeans", n_clusters=2, random_state=0).fit_transform(X, y)
+    assert isinstance(data, GroupedData) and isinstance(data.X, np.ndarray)
+
+
+class _Counter:
+    """Counts the images that pass through a module's head and the calls of `attribute`."""
+
+    def __init__(self, module, monkeypatch):
+        import skshortcut.grouping.exmap as exmap_module
+
+        self.images, self.heatmap_calls = 0, 0
+        module.fc.register_forward_pre_hook(self._count_images)
+        real = exmap_module.attribute
+
+        def counting_attribute(*args, **kwargs):
+            self.heatmap_calls += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(exmap_module, "attribute", counting_attribute)
+
+    def _count_images(self, _mod, inputs):
+        self.images += inputs[0].shape[0]
+
+    def reset(self):
+        self.images, self.heatmap_calls = 0, 0
+
+
+def test_fit_shares_one_forward_pass_and_predict_computes_no_heatmaps(monkeypatch):
+    X, y, colour = coloured(120)
+    X_test, _, colour_test = coloured(50, seed=1)
+    model = net()
+    count = _Counter(model, monkeypatch)
+    pipe = Pipeline([("groups", ExMapGrouper(model, random_state=0, batch_size=32)),
+                     ("clf", DFRRetrainer(n_retrains=2, Cs=[1.0], random_state=0))])
+    pipe.fit(X, y)
+    # one pass over the 120 images for heatmaps and embeddings (plus 2 images that find the head)
+    assert count.images <= 120 + 2 and count.heatmap_calls == 1
+    count.reset()
+    y_pred = pipe.predict(X_test)
+    assert count.images == 50 and count.heatmap_calls == 0  # the embeddings only
+    grouper = pipe.named_steps["groups"]
+    np.testing.assert_array_equal(y_pred, pipe.named_steps["clf"].predict(grouper.base_model_.embed(X_test)))
+    # the pseudo-groups of new samples are still there, computed when asked for
+    data = grouper.transform(X_test)
+    assert not data.groups_computed and count.heatmap_calls == 0
+    assert adjusted_rand_score(colour_test, data.groups % 2) == 1.0 and count.heatmap_calls == 1
+    # embeddings from the shared pass agree with a separate embedding pass
+    np.testing.assert_allclose(grouper.fit_transform(X, y).X, grouper.base_model_.embed(X), rtol=1e-5, atol=1e-6)
+
+
+def test_lazy_groups_keep_the_meaning_they_had_at_transform():
+    X, y, colour = coloured(60)
+    grouper = ExMapGrouper(net(), clustering="kmeans", n_clusters=2, random_state=0).fit(X, y)
+    data = grouper.transform(X)
+    expected = grouper.transform(X).groups
+    grouper.set_params(n_clusters=3).fit(X, y)  # refit before the first groups are read
+    np.testing.assert_array_equal(data.groups, expected)
+    assert data[:10].groups.tolist() == expected[:10].tolist()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
+import contextlib
+import copy
+import sys
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
@@ -10,17 +13,30 @@ from sklearn.cluster import KMeans
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
+from torch import nn
 
 from .._grouped import GroupedData
-from .._torch import input_shape, n_samples
-from ..base_model import resolve_base_model
-from .._validation import check_labels, check_same_length
-from .spectral import SpectralEigengap, default_n_neighbors, kneighbors_graph, laplacian_spectrum, eigengap_n_clusters
+from .._skorch import DeviceConstraint
+from .._torch import input_shape, is_dataset, n_samples
+from .._validation import check_images, check_labels, check_same_length
+from ..base_model import predicted_index, resolve_base_model, unwrap_frozen
+from .spectral import SpectralEigengap, default_n_neighbors, eigengap_n_clusters, kneighbors_graph, laplacian_spectrum
 
 CLUSTERINGS = ("spectral", "kmeans", "umap_kmeans")
 
 
+@validate_params(
+    {
+        "R": ["array-like"],
+        "max_clusters": [Interval(Integral, 2, None, closed="left")],
+        "n_neighbors": [None, Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def estimate_n_clusters(R, *, max_clusters=10, n_neighbors=None, random_state=None):
     """The eigengap estimate of the number of clusters of ``R``, on a sparse nearest-neighbour graph.
 
@@ -41,11 +57,58 @@ def estimate_n_clusters(R, *, max_clusters=10, n_neighbors=None, random_state=No
     >>> estimate_n_clusters(R, n_neighbors=10, random_state=0)
     2
     """
+    R = np.asarray(R)
     n = len(R)
     k = default_n_neighbors(n) if n_neighbors is None else int(n_neighbors)
     A = kneighbors_graph(R, min(k, n - 1), random_state=random_state)
     lam, _, _ = laplacian_spectrum(A, max_clusters + 1, random_state=random_state)
     return eigengap_n_clusters(lam, max_clusters)
+
+
+def _numba_threads():
+    """numba's thread count if its threading layer runs (asking before would launch it), else None."""
+    if "numba" not in sys.modules:
+        return None
+    from numba.np.ufunc import parallel
+
+    if not getattr(parallel, "_is_initialized", False):
+        return None
+    import numba
+
+    return numba.get_num_threads()
+
+
+@contextlib.contextmanager
+def keep_thread_settings():
+    """Run a block, then restore torch's and numba's thread counts as they were before it.
+
+    UMAP's kernels run on numba, whose OpenMP threading layer, launched by the
+    first parallel kernel, sets the process-wide OpenMP thread count that torch
+    reads as its own (measured: 1 -> 2 threads for everything after it).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skshortcut.grouping._base import keep_thread_settings
+    >>> before = torch.get_num_threads()
+    >>> with keep_thread_settings():
+    ...     torch.set_num_threads(before + 1)
+    >>> torch.get_num_threads() == before
+    True
+    """
+    import torch
+
+    torch_threads = torch.get_num_threads()
+    numba_threads = _numba_threads()
+    try:
+        yield
+    finally:
+        if numba_threads is not None and _numba_threads() != numba_threads:
+            import numba
+
+            numba.set_num_threads(numba_threads)
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
 
 
 class _NearestAssigner:
@@ -77,36 +140,98 @@ class _Constant:
         return np.zeros(len(R), dtype=np.int64)
 
 
-class BaseGrouper(TransformerMixin, BaseEstimator):
-    """Pseudo-groups = class x cluster of a per-sample representation (subclasses define it)."""
+def _is_unfitted_net(estimator) -> bool:
+    """A skorch net that is not initialised (never fitted, or re-created unfitted by ``clone``)."""
+    return (
+        not isinstance(estimator, nn.Module)
+        and hasattr(estimator, "module")
+        and hasattr(estimator, "initialize")
+        and not getattr(estimator, "initialized_", False)
+    )
 
-    def _representation(self, X, *, base, batch_size, progress):  # pragma: no cover - abstract
+
+class _PseudoGroups:
+    """The pseudo-groups of new samples, computed when a GroupedData's ``groups`` is first read.
+
+    Holds a shallow copy of the fitted grouper, so that a later ``fit`` or
+    ``set_params`` of the grouper does not change what these groups mean.
+    """
+
+    def __init__(self, grouper, X, Z, cls):
+        self.grouper = grouper
+        self.X = X
+        self.Z = Z
+        self.cls = cls
+
+    def __call__(self):
+        g = self.grouper
+        R = g._new_representation(self.X, self.Z)
+        if R.shape[1:] != g.representation_shape_:
+            raise ValueError(
+                f"`X` gives representations of shape {R.shape[1:]}, but the grouper was fit on {g.representation_shape_}."
+            )
+        return g._assign(R, self.cls)
+
+
+class BaseGrouper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+    """Pseudo-groups = class x cluster of a per-sample representation (subclasses define it).
+
+    ``transform`` returns a :class:`~skshortcut.GroupedData`, not an array, so
+    scikit-learn's output wrapping (``set_output``) is off: ``"default"`` is
+    accepted, data-frame outputs are refused.
+    """
+
+    _parameter_constraints: dict = {
+        # any fitted skorch net, nn.Module or FrozenEstimator: as_base_model checks it
+        "estimator": "no_validation",
+        "clustering": [StrOptions(set(CLUSTERINGS)), HasMethods(["fit_predict"]), HasMethods(["fit"])],
+        "n_clusters": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "scope": [StrOptions({"global", "local"})],
+        "output": [StrOptions({"embeddings", "inputs"})],
+        "head": [None, str],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [DeviceConstraint()],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # ------------------------------------------------------------------ representation (subclasses)
+    def _fit_representation(self, X, *, embeddings):  # pragma: no cover - abstract
+        """``(R, Z)``: the representation of the fitted samples and, if asked, their embeddings."""
+        raise NotImplementedError
+
+    def _new_representation(self, X, Z):  # pragma: no cover - abstract
+        """The representation of new samples ``X`` whose embeddings ``Z`` are already known."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ checks
-    def _check_params(self, X):
-        if self.scope not in ("global", "local"):
-            raise ValueError(f"`scope` must be 'global' or 'local'; got {self.scope!r}.")
-        if self.output not in ("embeddings", "inputs"):
-            raise ValueError(f"`output` must be 'embeddings' or 'inputs'; got {self.output!r}.")
-        n_clusters = self.n_clusters
-        if not (isinstance(n_clusters, str) and n_clusters == "auto") and not (
-            isinstance(n_clusters, numbers.Integral) and not isinstance(n_clusters, bool) and n_clusters >= 1
-        ):
-            raise ValueError(f"`n_clusters` must be 'auto' or an int >= 1; got {n_clusters!r}.")
-        c = self.clustering
-        if isinstance(c, str):
-            if c not in CLUSTERINGS:
-                raise ValueError(f"`clustering` must be one of {CLUSTERINGS} or a scikit-learn clusterer; got {c!r}.")
-        elif not (hasattr(c, "fit_predict") or hasattr(c, "fit")):
+    def _check_images(self, X, *, reset):
+        """Checked images (arrays: finite, 4-D; Datasets: the first item), of the fitted shape at transform."""
+        if is_dataset(X):
+            if len(X) == 0:
+                raise ValueError("`X` is an empty Dataset; at least one sample is needed.")
+            shape = tuple(int(s) for s in input_shape(X))
+            if len(shape) != 3:
+                raise ValueError(f"The items of the Dataset `X` must be images (channels, height, width); got shape {shape}.")
+            if not reset and shape != self.input_shape_:
+                raise ValueError(
+                    f"`X` holds images of shape {shape} but {type(self).__name__} was fitted on images of shape "
+                    f"{self.input_shape_}."
+                )
+        else:
+            X = check_images(X, "X", expected_shape=None if reset else self.input_shape_)
+            shape = tuple(int(s) for s in X.shape[1:])
+        if reset:
+            self.input_shape_ = shape
+        return X
+
+    def _check_estimator(self):
+        if _is_unfitted_net(unwrap_frozen(self.estimator)):
             raise TypeError(
-                "`clustering` must be one of " f"{CLUSTERINGS} or a scikit-learn clusterer (with fit_predict); "
-                f"got {type(c).__name__}."
+                f"`estimator` is an unfitted {type(unwrap_frozen(self.estimator)).__name__}. Fit it first; if it was "
+                "fitted, sklearn.base.clone (as in GridSearchCV or cross_validate) replaced it by an unfitted copy: "
+                "pass sklearn.frozen.FrozenEstimator(fitted_net) to keep the fitted model."
             )
-        if not isinstance(self.batch_size, numbers.Integral) or isinstance(self.batch_size, bool) or self.batch_size < 1:
-            raise ValueError(f"`batch_size` must be an int >= 1; got {self.batch_size!r}.")
-        if len(input_shape(X)) != 3:
-            raise ValueError(f"`X` must hold images (channels, height, width); got sample shape {input_shape(X)}.")
 
     def _make_clusterer(self, R, seed):
         """A fresh clusterer for representation ``R`` (one class, or all samples)."""
@@ -153,27 +278,6 @@ class BaseGrouper(TransformerMixin, BaseEstimator):
         return np.asarray(labels)
 
     # ------------------------------------------------------------------ fit
-    def _class_map(self, base):
-        """Which logit belongs to each class of ``classes_``."""
-        n_logits = max(base.n_outputs, 2)
-        if base.classes is not None:
-            pos = {label: j for j, label in enumerate(base.classes.tolist())}
-            missing = [c for c in self.classes_.tolist() if c not in pos]
-            if missing:
-                raise ValueError(f"`y` holds classes {missing} that the base model does not predict.")
-            return np.array([pos[c] for c in self.classes_.tolist()])
-        if n_logits != len(self.classes_):
-            raise ValueError(
-                f"The base model has {n_logits} logits but `y` holds {len(self.classes_)} classes; with a plain "
-                "nn.Module the logits must be the sorted classes of `y`."
-            )
-        return np.arange(n_logits)
-
-    def _predicted_class(self, logits):
-        if logits.shape[1] == 1:
-            logits = np.c_[-logits, logits]
-        return logits[:, self.logit_index_].argmax(axis=1)
-
     def fit(self, X, y):
         """Fit the base model if needed, compute the representation, cluster it.
 
@@ -187,35 +291,43 @@ class BaseGrouper(TransformerMixin, BaseEstimator):
         -------
         self
         """
-        self._fit(X, y)
+        self._fit(X, y, embeddings=False)
         return self
 
-    def _fit(self, X, y):
-        self._check_params(X)
+    def _fit(self, X, y, *, embeddings):
+        """Fit; return the embeddings of ``X`` when ``embeddings`` (from the representation's own pass)."""
+        self._validate_params()
+        X = self._check_images(X, reset=True)
         y = check_labels(y, "y")
+        try:
+            check_classification_targets(y)
+        except ValueError as exc:
+            raise ValueError(f"`y` must hold class labels: {exc}") from exc
         check_same_length(X=range(n_samples(X)), y=y)
+        self._check_estimator()
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(0, 2**31 - 1))
-        self._encoder = LabelEncoder().fit(y)
-        self.classes_ = self._encoder.classes_
-        y_idx = self._encoder.transform(y)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        y_idx = encoder.transform(y)
         self.base_model_, self.estimator_ = resolve_base_model(
             self.estimator, X, y, head=self.head, device=self.device, random_state=seed, verbose=self.verbose
         )
-        self.logit_index_ = self._class_map(self.base_model_)
-        R = self._representation(X, base=self.base_model_, batch_size=self.batch_size, progress=bool(self.verbose))
+        self.logit_index_ = self.base_model_.class_to_logit(self.classes_)
+        R, Z = self._fit_representation(X, embeddings=embeddings)
         self.representation_shape_ = R.shape[1:]
         R = R.reshape(len(R), -1)
 
         units = [np.arange(len(y_idx))] if self.scope == "global" else [np.flatnonzero(y_idx == c) for c in range(len(self.classes_))]
         self.clusterers_, n_clusters, cluster_labels = [], [], np.zeros(len(y_idx), dtype=np.int64)
-        for u, idx in enumerate(units):
-            clusterer = _Constant() if len(idx) < 3 else self._make_clusterer(R[idx], seed + u)
-            labels = self._fit_predict(clusterer, R[idx])
-            uniq, labels = np.unique(labels, return_inverse=True)
-            self.clusterers_.append((clusterer, uniq))
-            cluster_labels[idx] = labels
-            n_clusters.append(len(uniq))
+        with keep_thread_settings():
+            for u, idx in enumerate(units):
+                clusterer = _Constant() if len(idx) < 3 else self._make_clusterer(R[idx], seed + u)
+                labels = self._fit_predict(clusterer, R[idx])
+                uniq, labels = np.unique(labels, return_inverse=True)
+                self.clusterers_.append((clusterer, uniq))
+                cluster_labels[idx] = labels
+                n_clusters.append(len(uniq))
         self.cluster_labels_ = cluster_labels
         if self.scope == "global":
             self.n_clusters_ = int(n_clusters[0])
@@ -229,27 +341,31 @@ class BaseGrouper(TransformerMixin, BaseEstimator):
         self.group_names_ = np.array(
             [f"{label} / cluster {k}" for label, size in zip(self.classes_.tolist(), sizes) for k in range(size)]
         )
-        return R
+        return Z
 
     def _assign(self, R, cls):
         """Pseudo-groups of new representations ``R`` with (predicted) class indices ``cls``."""
         R = R.reshape(len(R), -1)
         groups = np.empty(len(R), dtype=np.int64)
-        for u, (clusterer, uniq) in enumerate(self.clusterers_):
-            idx = np.arange(len(R)) if self.scope == "global" else np.flatnonzero(cls == u)
-            if not len(idx):
-                continue
-            raw = np.asarray(clusterer.predict(R[idx]))
-            k = np.searchsorted(uniq, raw)
-            k = np.clip(k, 0, len(uniq) - 1)
-            if self.scope == "global":
-                groups[idx] = self.group_offsets_[cls[idx]] + k
-            else:
-                groups[idx] = self.group_offsets_[u] + k
+        with keep_thread_settings():
+            for u, (clusterer, uniq) in enumerate(self.clusterers_):
+                idx = np.arange(len(R)) if self.scope == "global" else np.flatnonzero(cls == u)
+                if not len(idx):
+                    continue
+                raw = np.asarray(clusterer.predict(R[idx]))
+                k = np.searchsorted(uniq, raw)
+                k = np.clip(k, 0, len(uniq) - 1)
+                if self.scope == "global":
+                    groups[idx] = self.group_offsets_[cls[idx]] + k
+                else:
+                    groups[idx] = self.group_offsets_[u] + k
         return groups
 
     def fit_transform(self, X, y=None, **fit_params):
         """Fit, then return the fitted samples with their pseudo-groups (classes from ``y``).
+
+        The embeddings come from the forward pass that computes the
+        representation (no second pass over ``X``).
 
         Parameters
         ----------
@@ -264,14 +380,16 @@ class BaseGrouper(TransformerMixin, BaseEstimator):
         """
         if y is None:
             raise ValueError("`y` is required: pseudo-groups are class x cluster.")
-        self._fit(X, y)
-        if self.output == "inputs":
-            return GroupedData(X, self.groups_.copy())
-        Z = self.base_model_.embed(X, batch_size=self.batch_size, progress=bool(self.verbose))
-        return GroupedData(Z, self.groups_.copy())
+        Z = self._fit(X, y, embeddings=self.output == "embeddings")
+        return GroupedData(X if self.output == "inputs" else Z, self.groups_.copy())
 
     def transform(self, X):
-        """Pseudo-groups of new samples: their fitted cluster and their predicted class.
+        """New samples with their pseudo-groups: their fitted cluster and their predicted class.
+
+        Only the embeddings (one forward pass) are computed here; the
+        pseudo-groups (for ExMap: heatmaps, then the fitted clusters) are
+        computed when the result's ``groups`` is first read. A classifier's
+        ``predict`` after the grouper in a pipeline reads only ``X``.
 
         Parameters
         ----------
@@ -281,20 +399,38 @@ class BaseGrouper(TransformerMixin, BaseEstimator):
         -------
         GroupedData
             ``X``: the base model's embeddings (or the inputs, ``output="inputs"``);
-            ``groups``: pseudo-group of each sample.
+            ``groups``: pseudo-group of each sample, computed on first access.
         """
         check_is_fitted(self, "groups_")
-        if len(input_shape(X)) != 3:
-            raise ValueError(f"`X` must hold images (channels, height, width); got sample shape {input_shape(X)}.")
-        Z, logits = self.base_model_.embed(X, batch_size=self.batch_size, progress=bool(self.verbose), return_logits=True)
-        cls = self._predicted_class(logits)
-        R = self._representation(X, base=self.base_model_, batch_size=self.batch_size, progress=bool(self.verbose))
-        if R.shape[1:] != self.representation_shape_:
-            raise ValueError(
-                f"`X` gives representations of shape {R.shape[1:]}, but the grouper was fit on {self.representation_shape_}."
-            )
-        groups = self._assign(R, cls)
+        X_checked = self._check_images(X, reset=False)
+        Z, logits = self.base_model_.embed(
+            X_checked, batch_size=self.batch_size, progress=bool(self.verbose), return_logits=True
+        )
+        cls = predicted_index(logits, self.logit_index_)
+        groups = _PseudoGroups(copy.copy(self), X_checked, Z, cls)
         return GroupedData(X if self.output == "inputs" else Z, groups)
+
+    def set_output(self, *, transform=None):
+        """Accept the default output only: ``transform`` returns a GroupedData, not a table.
+
+        ``Pipeline.set_output(transform="default")`` (or ``None``) passes
+        through; ``"pandas"`` and ``"polars"`` are refused, because the
+        samples and their pseudo-groups have no data-frame form.
+
+        Parameters
+        ----------
+        transform : {"default"} or None, default=None
+
+        Returns
+        -------
+        self
+        """
+        if transform is None or transform == "default":
+            return self
+        raise ValueError(
+            f"{type(self).__name__}.set_output(transform={transform!r}): the grouper's transform returns a "
+            "GroupedData (samples and their pseudo-groups), which has no data-frame form; only 'default' is supported."
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

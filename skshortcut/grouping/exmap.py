@@ -7,10 +7,41 @@ CVPR 2024.
 
 from __future__ import annotations
 
+from numbers import Integral
+
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
 from ..explain import METHODS, attribute
 from ._base import BaseGrouper
 
 __all__ = ["ExMapGrouper"]
+
+
+class _SizePair(Options):
+    """A scikit-learn parameter constraint: a pair ``(height, width)`` of ints >= 1.
+
+    Examples
+    --------
+    >>> from skshortcut.grouping.exmap import _SizePair
+    >>> _SizePair().is_satisfied_by((4, 6)), _SizePair().is_satisfied_by((4, 0))
+    (True, False)
+    """
+
+    # scikit-learn takes only its own constraint classes: an ``Options`` whose
+    # membership test checks the pair instead of a fixed set.
+    def __init__(self):
+        super().__init__(object, set())
+
+    def is_satisfied_by(self, val):
+        return (
+            isinstance(val, (tuple, list))
+            and len(val) == 2
+            and all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in val)
+        )
+
+    def __str__(self):
+        return "a pair (height, width) of ints >= 1"
 
 
 class ExMapGrouper(BaseGrouper):
@@ -42,10 +73,13 @@ class ExMapGrouper(BaseGrouper):
 
     Parameters
     ----------
-    estimator : fitted skorch net, nn.Module or None, default=None
+    estimator : fitted skorch net, nn.Module, FrozenEstimator or None, default=None
         The base model (ERM). ``None`` fits an :class:`~skshortcut.ERMClassifier`
         on ``(X, y)`` first. With a plain ``nn.Module`` the logits must be the
-        sorted classes of ``y``.
+        sorted classes of ``y``. :func:`~sklearn.base.clone` (and so
+        ``GridSearchCV`` and ``cross_validate``) replaces a fitted skorch net
+        by an unfitted copy; pass ``FrozenEstimator(fitted_net)``
+        (:class:`sklearn.frozen.FrozenEstimator`) to keep it.
     method : {"lrp", "xgradcam", "gradcam", "integrated_gradients", "saliency"}, default="lrp"
         The attribution method (:func:`skshortcut.explain.attribute`).
     method_params : dict, optional
@@ -104,6 +138,8 @@ class ExMapGrouper(BaseGrouper):
         The logit of each class.
     representation_shape_ : tuple
         Shape of one heatmap.
+    input_shape_ : tuple (channels, height, width)
+        Shape of one image of ``X``; ``transform`` refuses images of another shape.
 
     Examples
     --------
@@ -153,32 +189,37 @@ class ExMapGrouper(BaseGrouper):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_params(self, X):
-        if not isinstance(self.method, str) or self.method not in METHODS:
-            raise ValueError(f"`method` must be one of {tuple(METHODS)}; got {self.method!r}.")
-        if self.heatmap_channels not in ("keep", "sum"):
-            raise ValueError(f"`heatmap_channels` must be 'keep' or 'sum'; got {self.heatmap_channels!r}.")
-        super()._check_params(X)
+    _parameter_constraints: dict = {
+        **BaseGrouper._parameter_constraints,
+        "method": [StrOptions(set(METHODS))],
+        "method_params": [None, dict],
+        "heatmap_size": [None, Interval(Integral, 1, None, closed="left"), _SizePair()],
+        "heatmap_channels": [StrOptions({"keep", "sum"})],
+    }
 
-    def _representation(self, X, *, base, batch_size, progress):
-        """Max-abs-normalised heatmaps (Algorithm 1, lines 4-12)."""
-        try:
-            return attribute(
-                base,
-                X,
-                method=self.method,
-                target="predicted",
-                size=self.heatmap_size,
-                channels=self.heatmap_channels,
-                normalize="max_abs",
-                batch_size=batch_size,
-                progress=progress,
-                method_params=self.method_params,
-            )
-        except ValueError as exc:
-            if "`size`" in str(exc):
-                raise ValueError(str(exc).replace("`size`", "`heatmap_size`")) from exc
-            raise
+    def _heatmaps(self, X, *, return_embeddings=False):
+        """Max-abs-normalised heatmaps (Algorithm 1, lines 4-12), with the embeddings of the same pass."""
+        return attribute(
+            self.base_model_,
+            X,
+            method=self.method,
+            target="predicted",
+            size=self.heatmap_size,
+            channels=self.heatmap_channels,
+            normalize="max_abs",
+            batch_size=self.batch_size,
+            progress=bool(self.verbose),
+            method_params=self.method_params,
+            return_embeddings=return_embeddings,
+        )
+
+    def _fit_representation(self, X, *, embeddings):
+        if embeddings:
+            return self._heatmaps(X, return_embeddings=True)
+        return self._heatmaps(X), None
+
+    def _new_representation(self, X, Z):
+        return self._heatmaps(X)
 
     def heatmaps(self, X):
         """The heatmaps ExMap clusters, for inspection and plots: ``(n, c, h, w)`` or ``(n, h, w)``.
@@ -191,7 +232,5 @@ class ExMapGrouper(BaseGrouper):
         -------
         ndarray of float32
         """
-        from sklearn.utils.validation import check_is_fitted
-
         check_is_fitted(self, "groups_")
-        return self._representation(X, base=self.base_model_, batch_size=self.batch_size, progress=bool(self.verbose))
+        return self._heatmaps(self._check_images(X, reset=False))

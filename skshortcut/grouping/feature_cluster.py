@@ -45,10 +45,15 @@ class FeatureClusterGrouper(BaseGrouper):
 
     Parameters
     ----------
-    estimator : fitted skorch net, nn.Module or None, default=None
+    estimator : fitted skorch net, nn.Module, FrozenEstimator or None, default=None
         The base model; ``None`` fits an :class:`~skshortcut.ERMClassifier` first.
+        Wrap a fitted skorch net in :class:`sklearn.frozen.FrozenEstimator` to
+        keep it through :func:`~sklearn.base.clone` (``GridSearchCV``).
     clustering : {"umap_kmeans", "kmeans", "spectral"} or scikit-learn clusterer, default="umap_kmeans"
-        As in :class:`~skshortcut.ExMapGrouper`.
+        As in :class:`~skshortcut.ExMapGrouper`. UMAP runs on numba, whose
+        threading layer would change torch's thread count for the whole
+        process; the grouper restores torch's and numba's thread counts after
+        every clustering call.
     n_clusters : "auto" or int, default="auto"
         ``"auto"``: the eigengap heuristic on the normalised embeddings, as
         ExMap does, so that the two differ only in what they cluster.
@@ -63,7 +68,7 @@ class FeatureClusterGrouper(BaseGrouper):
     Attributes
     ----------
     classes_, n_clusters_, cluster_labels_, groups_, group_names_, group_offsets_, clusterers_, \
-base_model_, estimator_, logit_index_, representation_shape_
+base_model_, estimator_, logit_index_, representation_shape_, input_shape_
         As in :class:`~skshortcut.ExMapGrouper`.
 
     Examples
@@ -105,6 +110,10 @@ base_model_, estimator_, logit_index_, representation_shape_
         self.random_state = random_state
         self.verbose = verbose
 
-    def _representation(self, X, *, base, batch_size, progress):
-        """Max-abs-normalised penultimate-layer embeddings."""
-        return max_abs_normalize(base.embed(X, batch_size=batch_size, progress=progress))
+    def _fit_representation(self, X, *, embeddings):
+        """Max-abs-normalised penultimate-layer embeddings, and the embeddings themselves (one pass)."""
+        Z = self.base_model_.embed(X, batch_size=self.batch_size, progress=bool(self.verbose))
+        return max_abs_normalize(Z), Z
+
+    def _new_representation(self, X, Z):
+        return max_abs_normalize(Z)

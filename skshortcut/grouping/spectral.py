@@ -21,13 +21,18 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import qr, svd
 from scipy.sparse.linalg import lobpcg
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.cluster import KMeans
+
+# Cluster-QR (Damle, Minden and Ying, 2019) as scikit-learn's SpectralClustering
+# (assign_labels="cluster_qr") runs it: column-pivoted QR picks one representative
+# row per cluster, an SVD rotates the embedding onto them, each sample goes to its
+# largest coordinate. scikit-learn keeps it in a private module; re-exported here.
+from sklearn.cluster._spectral import cluster_qr
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_is_fitted
 
 __all__ = ["SpectralEigengap", "eigengap_n_clusters", "kneighbors_graph", "cluster_qr", "default_n_neighbors"]
@@ -91,6 +96,11 @@ def _approximate_neighbors(X, k, *, n_trees=6, leaf_size=128, n_refine=2, random
     ``O(n * k**2 * d)``: near linear in ``n``, with memory ``O(n * k)`` plus one
     leaf or chunk at a time.
     """
+    # pynndescent (NN-descent on random-projection trees) does the same job, and is
+    # kept out on purpose: it is no dependency of the package (only of the optional
+    # umap-learn); its numba kernels compile for tens of seconds on first use; and
+    # numba's OpenMP threading layer resets the process-wide thread count torch uses.
+    # This numpy version is seeded by ``random_state`` like the rest of the clustering.
     rng = check_random_state(random_state)
     n = X.shape[0]
     sq = _sq_norms(X)
@@ -126,6 +136,15 @@ def _approximate_neighbors(X, k, *, n_trees=6, leaf_size=128, n_refine=2, random
     return nbr, np.sqrt(np.maximum(dist, 0.0))
 
 
+@validate_params(
+    {
+        "X": ["array-like"],
+        "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "method": [StrOptions({"auto", "exact", "approximate"})],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def kneighbors_graph(X, n_neighbors, *, method="auto", random_state=None):
     """Symmetric sparse k-nearest-neighbour connectivity graph, ``A = (K + K.T) / 2``.
 
@@ -154,11 +173,10 @@ def kneighbors_graph(X, n_neighbors, *, method="auto", random_state=None):
     >>> A.shape, A.nnz <= 2 * 10 * 2, bool((A != A.T).nnz == 0)
     ((10, 10), True, True)
     """
+    X = np.asarray(X)
     n = X.shape[0]
-    if not isinstance(n_neighbors, numbers.Integral) or not 1 <= n_neighbors < n:
+    if n_neighbors >= n:
         raise ValueError(f"`n_neighbors` must be an int in [1, n_samples - 1] = [1, {n - 1}]; got {n_neighbors!r}.")
-    if method not in ("auto", "exact", "approximate"):
-        raise ValueError(f"`method` must be 'auto', 'exact' or 'approximate'; got {method!r}.")
     if method == "auto":
         method = "exact" if n <= 10_000 else "approximate"
     if method == "exact":
@@ -233,28 +251,6 @@ def eigengap_n_clusters(eigenvalues, max_clusters=10):
         return 2
     gaps = np.diff(lam)[1:max_clusters]
     return int(np.argmax(gaps)) + 2
-
-
-def cluster_qr(vectors):
-    """Cluster-QR assignment of a spectral embedding (Damle, Minden and Ying, 2019).
-
-    Column-pivoted QR picks one representative row per cluster; an SVD
-    rotates the embedding onto them; each sample goes to its largest
-    coordinate. Deterministic, no restarts.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skshortcut.grouping.spectral import cluster_qr
-    >>> V = np.r_[np.tile([1.0, 0.1], (3, 1)), np.tile([0.1, 1.0], (2, 1))]
-    >>> labels = cluster_qr(V)
-    >>> bool(labels[0] == labels[2] != labels[3] == labels[4])
-    True
-    """
-    k = vectors.shape[1]
-    _, _, piv = qr(vectors.T, pivoting=True)
-    ut, _, v = svd(vectors[piv[:k], :].T)
-    return np.abs(vectors @ (ut @ v.conj())).argmax(axis=1)
 
 
 # --------------------------------------------------------------------------- estimator
