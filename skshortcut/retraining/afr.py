@@ -59,9 +59,12 @@ def afr_weights(proba_true, y, gamma):
     """
     p = np.asarray(proba_true, dtype=np.float64)
     y = np.asarray(y)
-    # exp(-gamma p) scaled by exp(gamma) (p <= 1): the same weights after normalisation, no underflow
-    raw = np.exp(-gamma * (p - 1.0))
     classes, inv = np.unique(y, return_inverse=True)
+    # exp(-gamma p) scaled per class by exp(gamma min_c p): the same weights after the per-class
+    # normalisation, without overflow or a class total of zero at large gamma
+    p_min = np.full(len(classes), np.inf)
+    np.minimum.at(p_min, inv, p)
+    raw = np.exp(-gamma * (p - p_min[inv]))
     totals = np.bincount(inv, weights=raw, minlength=len(classes))
     return raw / (len(classes) * totals[inv])
 
