@@ -12,94 +12,114 @@ import warnings
 
 import numpy as np
 from joblib import Parallel, delayed
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import ShuffleSplit
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils._param_validation import Interval, Options
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
 
 from .._balance import balanced_indices
-from .._grouped import unpack_grouped
-from ..base_model import as_base_model
-from .._validation import check_labels, check_same_length
+from .._grouped import GroupedData, unpack_grouped
+from .._skorch import DeviceConstraint
+from .._torch import input_shape, is_dataset
+from .._validation import check_images, check_labels, check_same_length
+from ..base_model import as_base_model, predicted_index, unwrap_frozen
 from ..metrics import worst_group_accuracy
+from ._l1_logistic import coef_and_intercept, fit_l1_logistic, l1_logistic, n_iter
 
 __all__ = ["DFRRetrainer", "fit_l1_logistic"]
 
 DEFAULT_CS = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
 
 
-def fit_l1_logistic(Z, y, *, C, n_classes, max_iter=1000, tol=1e-4, random_state=None):
-    """L1-penalised logistic regression with liblinear (one-vs-rest beyond two classes).
+class _PositiveFloats(Options):
+    """A scikit-learn parameter constraint: a non-empty 1-D sequence of finite positive reals."""
 
-    Parameters
-    ----------
-    Z : ndarray of shape (n_samples, n_features)
-    y : ndarray of int in ``range(n_classes)``
-    C : float
-        Inverse regularisation strength.
-    n_classes : int
+    # scikit-learn takes only its own constraint classes: an ``Options`` whose
+    # membership test checks the sequence instead of a fixed set.
+    def __init__(self):
+        super().__init__(object, set())
 
-    Returns
-    -------
-    coef : ndarray of shape (1, n_features) for two classes, else (n_classes, n_features)
-    intercept : ndarray of shape (1,) or (n_classes,)
-    """
+    def is_satisfied_by(self, val):
+        if isinstance(val, (str, bytes)) or not np.iterable(val):
+            return False
+        if any(isinstance(v, (bool, np.bool_)) for v in val):
+            return False
+        try:
+            arr = np.asarray(val, dtype=float)
+        except (TypeError, ValueError):
+            return False
+        return arr.ndim == 1 and arr.size > 0 and bool(np.all(np.isfinite(arr) & (arr > 0)))
 
-    def one(target):
-        model = LogisticRegression(
-            C=C, l1_ratio=1.0, solver="liblinear", max_iter=max_iter, tol=tol, random_state=random_state
-        )
-        model.fit(Z, target)
-        return model.coef_[0], model.intercept_[0]
-
-    if n_classes == 2:
-        coef, intercept = one(y)
-        return coef[None, :], np.array([intercept])
-    pairs = [one((y == k).astype(int)) for k in range(n_classes)]
-    return np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    def __str__(self):
+        return "a non-empty sequence of positive floats"
 
 
 def _decision(Z, mean, scale, coef, intercept):
     return ((Z - mean) / scale) @ coef.T + intercept
 
 
-def _predict_index(scores):
-    if scores.shape[1] == 1:
-        return (scores[:, 0] > 0).astype(np.int64)
-    return scores.argmax(axis=1)
-
-
 def _fit_balanced(Z, y, groups, idx_pool, C, n_classes, seed, min_group_size, max_iter, tol):
-    """Group-balance ``idx_pool``, standardise, fit; return (mean, scale, coef, intercept)."""
+    """Group-balance ``idx_pool``, standardise, fit; return (mean, scale, coef, intercept, n_iter).
+
+    Balancing keeps a member of every group of ``idx_pool``, so every class of
+    ``idx_pool`` is in the balanced set.
+    """
     rng = np.random.RandomState(seed)
     idx = idx_pool[balanced_indices(groups[idx_pool], rng, min_group_size=min_group_size)]
-    present = np.unique(y[idx])
-    if len(present) < 2:
-        raise ValueError(
-            "After group balancing the retraining set holds a single class "
-            f"({present.tolist()}); each class needs at least one group with samples. "
-            "Check the groups, or use more retraining data."
-        )
     scaler = StandardScaler().fit(Z[idx])
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    coef, intercept = fit_l1_logistic(
-        (Z[idx] - scaler.mean_) / scale, y[idx], C=C, n_classes=n_classes, max_iter=max_iter, tol=tol, random_state=seed
-    )
-    return scaler.mean_, scale, coef, intercept
+    model = l1_logistic(C=C, n_classes=n_classes, max_iter=max_iter, tol=tol, random_state=seed)
+    model.fit((Z[idx] - scaler.mean_) / scale, y[idx])
+    coef, intercept = coef_and_intercept(model)
+    return scaler.mean_, scale, coef, intercept, n_iter(model)
 
 
 def _tuning_score(Z, y, groups, train_idx, test_idx, C, n_classes, seed, min_group_size, max_iter, tol):
-    mean, scale, coef, intercept = _fit_balanced(Z, y, groups, train_idx, C, n_classes, seed, min_group_size, max_iter, tol)
-    pred = _predict_index(_decision(Z[test_idx], mean, scale, coef, intercept))
+    mean, scale, coef, intercept, _ = _fit_balanced(
+        Z, y, groups, train_idx, C, n_classes, seed, min_group_size, max_iter, tol
+    )
+    pred = predicted_index(_decision(Z[test_idx], mean, scale, coef, intercept))
     return worst_group_accuracy(y[test_idx], pred, groups=groups[test_idx])
+
+
+def _tuning_halves(n, seeds):
+    """``(fit half, scoring half)`` of ``n`` samples for each seed, both sorted.
+
+    One ``ShuffleSplit`` per seed, because the seed of a split also seeds the
+    balancing and the fits on it. ``ShuffleSplit(test_size=n // 2)`` returns
+    ``(permutation[n // 2:], permutation[:n // 2])``; DFR fits on the first
+    ``n // 2`` samples of the permutation, that is on ShuffleSplit's *test*
+    part, which keeps the results of the earlier hand-written permutation
+    bit for bit.
+    """
+    halves = []
+    for seed in seeds:
+        split = ShuffleSplit(n_splits=1, test_size=n // 2, random_state=seed)
+        score_half, fit_half = next(split.split(np.empty((n, 1))))
+        halves.append((np.sort(fit_half), np.sort(score_half), seed))
+    return halves
+
+
+def _is_unfitted_net(estimator) -> bool:
+    """A skorch net that is not initialised (never fitted, or re-created by ``clone``)."""
+    return (
+        not isinstance(estimator, nn.Module)
+        and hasattr(estimator, "module")
+        and hasattr(estimator, "initialize")
+        and not getattr(estimator, "initialized_", False)
+    )
 
 
 class DFRRetrainer(ClassifierMixin, BaseEstimator):
     """Deep Feature Reweighting: retrain the last layer on group-balanced data.
 
-    The procedure of the DFR authors' code, as ExMap uses it:
+    The procedure of the DFR authors' code (Kirichenko et al., ICLR 2023,
+    sec. 4), as ExMap uses it:
 
     1. **Tuning.** For each inverse L1 strength ``C`` in ``Cs``, split the
        retraining data ``n_tuning_splits`` times in random halves; group-balance
@@ -115,14 +135,19 @@ class DFRRetrainer(ClassifierMixin, BaseEstimator):
     Groups come from ``fit(..., groups=)`` or from a :class:`~skshortcut.GroupedData`
     input (for example the pseudo-groups of :class:`~skshortcut.ExMapGrouper`).
     Without groups it balances classes instead ("class-balanced DFR") and warns.
+    More than two classes are fit one-vs-rest (liblinear is binary-only).
 
     Parameters
     ----------
-    estimator : fitted skorch net, nn.Module or None, default=None
-        The base model whose head is retrained. ``None``: ``X`` is already a
-        feature matrix (for example embeddings from a grouper). Otherwise
-        ``X`` holds images, embedded by the model's feature extractor (the
-        input of its last linear layer) in batches.
+    estimator : fitted skorch net, nn.Module, FrozenEstimator or None, default=None
+        The base model whose head is retrained. ``None``: ``X`` is a feature
+        matrix (for example embeddings from a grouper). Otherwise ``X`` holds
+        images ``(n, channels, height, width)`` (or a torch Dataset of them),
+        embedded by the model's feature extractor (the input of its last
+        linear layer) in batches. :func:`~sklearn.base.clone` (and so
+        ``cross_validate`` and ``GridSearchCV``) replaces a fitted skorch net
+        by an unfitted copy; pass ``FrozenEstimator(fitted_net)``
+        (:class:`sklearn.frozen.FrozenEstimator`) to keep it.
     Cs : sequence of float, default=(1, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
         Inverse L1 strengths to tune over (the DFR grid).
     n_tuning_splits : int, default=5
@@ -137,12 +162,16 @@ class DFRRetrainer(ClassifierMixin, BaseEstimator):
     batch_size : int, default=256
         Batch size for embedding images.
     device : {"auto", "cpu", "cuda", ...}, default="auto"
+        Where images are embedded.
     max_iter : int, default=1000
         liblinear iterations.
     tol : float, default=1e-4
+        liblinear's stopping tolerance.
     n_jobs : int or None, default=None
-        Parallel fits through joblib (tuning fits and final retrains).
+        Parallel fits through joblib (tuning fits and final retrains); the
+        result does not depend on it.
     random_state : int, RandomState or None, default=None
+        Seeds the half splits, the balanced subsamples and liblinear.
     verbose : int, default=0
         ``>= 1`` shows progress bars.
 
@@ -150,15 +179,24 @@ class DFRRetrainer(ClassifierMixin, BaseEstimator):
     ----------
     classes_ : ndarray of shape (n_classes,)
     coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
-        Averaged weights, on standardised features.
+        Averaged weights, on standardised features (embeddings, with ``estimator``).
     intercept_ : ndarray of shape (1,) or (n_classes,)
     scaler_mean_, scaler_scale_ : ndarray of shape (n_features,)
         Averaged standardisation.
     best_C_ : float
     cv_scores_ : dict
-        ``{C: summed worst-group accuracy over the tuning splits}``.
+        ``{C: summed worst-group accuracy over the tuning splits}``; a split
+        whose fit half misses a class is left out (with a warning).
     balanced_on_ : {"groups", "classes"}
+    n_iter_ : ndarray of shape (n_retrains,)
+        liblinear iterations of each final retrain (the most over its
+        one-vs-rest models); ``max_iter`` means it did not converge.
     n_features_in_ : int
+        Number of features of ``X`` (without ``estimator``).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of ``X``, when it is a data frame with string column names.
+    input_shape_ : tuple (channels, height, width)
+        Shape of one image of ``X`` (with ``estimator``).
     base_model_ : BaseModel or None
         The adapter used to embed images, when ``estimator`` is given.
 
@@ -173,19 +211,31 @@ class DFRRetrainer(ClassifierMixin, BaseEstimator):
     >>> dfr = DFRRetrainer(random_state=0).fit(Z, y, groups=2 * y + spurious)
     >>> dfr.best_C_ in dfr.Cs
     True
+
+    A fitted base model kept through ``clone``, as in a cross-validation:
+
+    >>> from sklearn.frozen import FrozenEstimator
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from skshortcut import ERMClassifier
+    >>> X = rng.rand(120, 3, 8, 8).astype("float32"); X[:, 0] += y[:120, None, None]
+    >>> erm = ERMClassifier(max_epochs=1, module__width=4, device="cpu", random_state=0).fit(X, y[:120])
+    >>> dfr = DFRRetrainer(FrozenEstimator(erm), Cs=[1.0], n_retrains=2, device="cpu", random_state=0)
+    >>> cross_val_score(dfr, X, y[:120], cv=2, params={"groups": y[:120]}).shape
+    (2,)
     """
 
     __metadata_request__fit = {"groups": True}
 
     _parameter_constraints: dict = {
+        # `as_base_model` checks it at fit, naming the kinds of model it takes
         "estimator": "no_validation",
-        "Cs": ["array-like"],
+        "Cs": [_PositiveFloats()],
         "n_tuning_splits": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_retrains": [Interval(numbers.Integral, 1, None, closed="left")],
         "min_group_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "head": [None, str],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "device": "no_validation",
+        "device": [DeviceConstraint()],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="neither")],
         "n_jobs": [None, numbers.Integral],
@@ -224,24 +274,124 @@ class DFRRetrainer(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ------------------------------------------------------------------ helpers
-    def _features(self, X, *, fitting):
-        """Embeddings of images through the base model, or the validated feature matrix."""
-        if self.estimator is not None:
-            if fitting:
-                self.base_model_ = as_base_model(self.estimator, X, head=self.head, device=self.device)
-            return self.base_model_.embed(X, batch_size=self.batch_size, progress=bool(self.verbose))
-        if fitting:
-            self.base_model_ = None
-        if getattr(X, "ndim", 2) != 2 and not hasattr(X, "__len__"):
-            raise TypeError(f"`X` must be a 2-D feature matrix; got {type(X).__name__}.")
-        arr = np.asarray(X) if not hasattr(X, "detach") else X.detach().cpu().numpy()
-        if arr.ndim != 2:
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # with a base model, X holds images (4-D) or a Dataset, not a feature table
+        tags.input_tags.two_d_array = self.estimator is None
+        return tags
+
+    # ------------------------------------------------------------------ inputs
+    @staticmethod
+    def _check_not_images(X):
+        """Without ``estimator``: refuse what is plainly not a feature table, with a hint."""
+        if is_dataset(X):
+            raise TypeError(
+                f"`X` is a torch Dataset ({type(X).__name__}); without `estimator`, DFRRetrainer expects a 2-D "
+                "feature matrix (n_samples, n_features). To retrain on images, pass the base model as `estimator=`."
+            )
+        ndim = getattr(X, "ndim", None)
+        if isinstance(ndim, int) and ndim > 2:
             raise ValueError(
-                f"`X` has shape {arr.shape}; without `estimator`, DFRRetrainer expects a 2-D feature "
+                f"`X` has shape {tuple(X.shape)}; without `estimator`, DFRRetrainer expects a 2-D feature "
                 "matrix (n_samples, n_features). To retrain on images, pass the base model as `estimator=`."
             )
-        return check_array(arr, dtype=np.float64)
+        return X.detach().cpu().numpy() if hasattr(X, "detach") else X
+
+    def _check_images(self, X, *, reset):
+        """Images: finite 4-D arrays (:func:`check_images`), or a Dataset; the shape of fit at predict."""
+        if is_dataset(X):
+            if len(X) == 0:
+                raise ValueError("`X` is an empty Dataset; at least one sample is needed.")
+            shape = tuple(int(s) for s in input_shape(X))
+        else:
+            X = check_images(X, "X", expected_shape=None if reset else self.input_shape_)
+            shape = tuple(int(s) for s in X.shape[1:])
+        if reset:
+            self.input_shape_ = shape
+        elif shape != tuple(self.input_shape_):
+            raise ValueError(
+                f"`X` holds images of shape {shape} but DFRRetrainer was fitted on images of shape "
+                f"{tuple(self.input_shape_)}."
+            )
+        return X
+
+    def _base_model(self, X):
+        estimator = unwrap_frozen(self.estimator)
+        if _is_unfitted_net(estimator):
+            frozen = estimator is not self.estimator
+            raise TypeError(
+                f"The {type(estimator).__name__} passed as `estimator` is not fitted. "
+                + (
+                    "Fit it before wrapping it in FrozenEstimator."
+                    if frozen
+                    else "Fit it first. A fitted net becomes an unfitted copy through sklearn.base.clone (as in "
+                    "cross_validate, GridSearchCV or a cloned Pipeline): to keep it, pass "
+                    "`estimator=FrozenEstimator(fitted_net)` (from sklearn.frozen import FrozenEstimator)."
+                )
+            )
+        return as_base_model(self.estimator, X, head=self.head, device=self.device)
+
+    def _embed(self, X):
+        Z = self.base_model_.embed(X, batch_size=self.batch_size, progress=bool(self.verbose))
+        if not np.isfinite(Z).all():
+            raise ValueError(
+                "The base model's embeddings of `X` contain NaN or infinity; check the images (they must be "
+                "finite) and the model."
+            )
+        return Z.astype(np.float64, copy=False)
+
+    def _fit_inputs(self, X, y):
+        """Checked features (embeddings with ``estimator``) and class labels for fit."""
+        if self.estimator is None:
+            self.base_model_ = None
+            Z, y = validate_data(self, self._check_not_images(X), y, accept_sparse=False, dtype=np.float64)
+            y = self._class_labels(y)
+            return Z, y
+        y = self._class_labels(y)
+        X = self._check_images(X, reset=True)
+        check_same_length(X=X, y=y)
+        self.base_model_ = self._base_model(X)
+        return self._embed(X), y
+
+    @staticmethod
+    def _class_labels(y):
+        y = check_labels(y, "y")
+        try:
+            check_classification_targets(y)
+        except ValueError as exc:
+            raise ValueError(f"`y` must hold class labels: {exc}") from exc
+        return y
+
+    def _predict_features(self, X):
+        check_is_fitted(self, "coef_")
+        # only the samples are read: the groups of a GroupedData are not needed to predict
+        if isinstance(X, GroupedData):
+            X = X.X
+        if self.estimator is None:
+            return validate_data(self, self._check_not_images(X), reset=False, accept_sparse=False, dtype=np.float64)
+        return self._embed(self._check_images(X, reset=False))
+
+    def _usable_halves(self, halves, y_idx, n_classes):
+        """The tuning splits whose fit half holds every class; a warning for the others.
+
+        A split left out scores no ``C``, so it does not bias the choice of ``best_C_``.
+        """
+        usable = [h for h in halves if len(np.unique(y_idx[h[0]])) == n_classes]
+        if not usable:
+            counts = dict(zip(self.classes_.tolist(), np.bincount(y_idx, minlength=n_classes).tolist()))
+            raise ValueError(
+                f"In each of the {len(halves)} random halves of the tuning splits a class is missing, so no C can "
+                f"be scored (samples per class: {counts}). Use more retraining data, more `n_tuning_splits`, or "
+                "a single C (`Cs=[C]`), which skips tuning."
+            )
+        if len(usable) < len(halves):
+            warnings.warn(
+                f"{len(halves) - len(usable)} of {len(halves)} random tuning halves miss a class; `best_C_` is "
+                f"chosen on the other {len(usable)}. A class has few samples: consider more retraining data.",
+                UserWarning,
+                stacklevel=4,
+            )
+        return usable
 
     def _parallel(self, tasks, desc):
         from tqdm.auto import tqdm
@@ -258,8 +408,9 @@ class DFRRetrainer(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), images, Dataset or GroupedData
-            Features, or images when ``estimator`` is given.
+            Features, or images ``(n, channels, height, width)`` when ``estimator`` is given.
         y : array-like of shape (n_samples,)
+            Class labels.
         groups : array-like of shape (n_samples,), optional
             Group of each sample. Taken from ``X`` when it is a GroupedData.
 
@@ -269,30 +420,26 @@ class DFRRetrainer(ClassifierMixin, BaseEstimator):
         """
         X, groups = unpack_grouped(X, groups)
         Cs = np.asarray(self.Cs, dtype=float).ravel()
-        if Cs.size == 0 or np.any(Cs <= 0):
-            raise ValueError(f"`Cs` must be a non-empty sequence of positive floats; got {self.Cs!r}.")
-        y = check_labels(y, "y")
-        Z = self._features(X, fitting=True)
+        Z, y = self._fit_inputs(X, y)
         check_same_length(X=Z, y=y, groups=groups)
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
-        if len(self.classes_) < 2:
-            raise ValueError("`y` has a single class; DFR needs at least two.")
-        y_idx = encoder.transform(y)
         n_classes = len(self.classes_)
+        if n_classes < 2:
+            raise ValueError(f"`y` holds one class ({self.classes_.tolist()}); DFRRetrainer needs at least two.")
+        y_idx = encoder.transform(y)
         if groups is None:
             warnings.warn(
                 "No groups given: balancing classes instead (class-balanced DFR). Pass `groups=` or a "
                 "GroupedData (e.g. from ExMapGrouper) for group-balanced retraining.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             g = y_idx
             self.balanced_on_ = "classes"
         else:
             g = np.unique(groups, return_inverse=True)[1]
             self.balanced_on_ = "groups"
-        self.n_features_in_ = Z.shape[1]
         rng = check_random_state(self.random_state)
         n = len(y_idx)
         split_seeds = rng.randint(0, 2**31 - 1, size=self.n_tuning_splits)
@@ -301,10 +448,7 @@ class DFRRetrainer(ClassifierMixin, BaseEstimator):
 
         self.cv_scores_ = {}
         if len(Cs) > 1:
-            halves = []
-            for seed in split_seeds:
-                perm = np.random.RandomState(seed).permutation(n)
-                halves.append((np.sort(perm[: n // 2]), np.sort(perm[n // 2 :]), seed))
+            halves = self._usable_halves(_tuning_halves(n, split_seeds), y_idx, n_classes)
             tasks = (
                 delayed(_tuning_score)(Z, y_idx, g, tr, te, C, seed=seed, **common) for C in Cs for tr, te, seed in halves
             )
@@ -321,30 +465,55 @@ class DFRRetrainer(ClassifierMixin, BaseEstimator):
         self.scaler_scale_ = np.mean([f[1] for f in fits], axis=0)
         self.coef_ = np.mean([f[2] for f in fits], axis=0)
         self.intercept_ = np.mean([f[3] for f in fits], axis=0)
+        self.n_iter_ = np.array([f[4] for f in fits], dtype=np.int64)
         return self
 
     # ------------------------------------------------------------------ predict
     def decision_function(self, X):
-        """Scores of the averaged linear model: shape (n,) for two classes, else (n, n_classes)."""
-        check_is_fitted(self, "coef_")
-        X, _ = unpack_grouped(X)
-        Z = self._features(X, fitting=False)
-        if Z.shape[1] != self.n_features_in_:
-            raise ValueError(f"`X` has {Z.shape[1]} features; the model was fit on {self.n_features_in_}.")
+        """Scores of the averaged linear model.
+
+        Parameters
+        ----------
+        X : array-like, images, Dataset or GroupedData
+            As in ``fit``; of a GroupedData only the samples are read.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) for two classes (the score of ``classes_[1]``), else (n_samples, n_classes)
+        """
+        Z = self._predict_features(X)
         scores = _decision(Z, self.scaler_mean_, self.scaler_scale_, self.coef_, self.intercept_)
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
     def predict_proba(self, X):
-        """Class probabilities (logistic; one-vs-rest normalised beyond two classes)."""
+        """Class probabilities: logistic, normalised over the one-vs-rest models beyond two classes.
+
+        Parameters
+        ----------
+        X : array-like, images, Dataset or GroupedData
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        # computed from the averaged coefficients, the normalisation of
+        # OneVsRestClassifier.predict_proba (which needs the fitted models)
         scores = self.decision_function(X)
+        p = expit(scores)
         if scores.ndim == 1:
-            p = 1.0 / (1.0 + np.exp(-scores))
             return np.c_[1 - p, p]
-        p = 1.0 / (1.0 + np.exp(-scores))
         return p / p.sum(axis=1, keepdims=True)
 
     def predict(self, X):
-        """Predicted class labels."""
-        scores = self.decision_function(X)
-        idx = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
-        return self.classes_[idx]
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : array-like, images, Dataset or GroupedData
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        index = predicted_index(self.decision_function(X))
+        return self.classes_[index]
