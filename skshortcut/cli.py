@@ -5,7 +5,29 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .bench.core import MAX_SCALE
+
 __all__ = ["main"]
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -29,8 +51,9 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda', ...")
     bench.add_argument("--out", default="benchmark-output", help="folder for results.json and figures")
-    bench.add_argument("--scale", type=float, default=1.0, help="multiply the data set sizes (quick runs: 0.2)")
-    bench.add_argument("--max-epochs", type=int, default=None, help="override the ERM epochs")
+    bench.add_argument("--scale", type=_positive_float, default=1.0,
+                       help=f"multiply the data set sizes (quick runs: 0.2; at most {MAX_SCALE:g})")
+    bench.add_argument("--max-epochs", type=_positive_int, default=None, help="override the ERM epochs (>= 1)")
     bench.add_argument("-v", "--verbose", action="count", default=0)
     return parser
 
@@ -41,21 +64,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "benchmark":
         from .bench import run_benchmark
+        from .bench.core import check_benchmark_args
 
         methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+        settings = dict(seed=args.seed, device=args.device, out=args.out, scale=args.scale, max_epochs=args.max_epochs)
         try:
-            run_benchmark(
-                args.dataset,
-                methods,
-                seed=args.seed,
-                device=args.device,
-                out=args.out,
-                scale=args.scale,
-                max_epochs=args.max_epochs,
-                verbose=args.verbose,
-            )
+            check_benchmark_args(args.dataset, methods, **settings)
         except ValueError as exc:
-            parser.error(str(exc))
+            # a usage error: one line and exit status 2, as argparse reports its own
+            parser.exit(2, f"{parser.prog} benchmark: error: {exc}\n")
+        # past the checks, an error is a fault worth its traceback, not a usage error
+        run_benchmark(args.dataset, methods, verbose=args.verbose, **settings)
     return 0
 
 

@@ -34,7 +34,10 @@ __all__ = [
     "register_dataset",
     "register_method",
     "run_benchmark",
+    "check_benchmark_args",
     "format_table",
+    "format_markdown",
+    "MAX_SCALE",
 ]
 
 
@@ -163,6 +166,8 @@ class MethodResult:
     group_accuracy: dict
     seconds: float
     extra: dict = field(default_factory=dict)
+    worst_group_ci: list | None = None  # [low, high] of the worst-group accuracy
+    group_ci: dict | None = None  # {group: [low, high]}
 
     def as_dict(self) -> dict:
         return {
@@ -170,7 +175,9 @@ class MethodResult:
             "labels": self.labels,
             "accuracy": self.accuracy,
             "worst_group_accuracy": self.worst_group_accuracy,
+            **({"worst_group_ci": self.worst_group_ci} if self.worst_group_ci is not None else {}),
             "group_accuracy": self.group_accuracy,
+            **({"group_ci": self.group_ci} if self.group_ci is not None else {}),
             "seconds": self.seconds,
             **({"extra": self.extra} if self.extra else {}),
         }
@@ -188,6 +195,105 @@ def _methods_for(dataset, names):
     return [METHODS[n] for n in names]
 
 
+#: Bootstrap of the test groups behind the worst-group intervals of the table.
+N_BOOTSTRAP = 1000
+CONFIDENCE = 0.95
+
+#: Largest ``scale``: every registered data set has at most 8,000 images at scale 1 (4,000 / 2,000 /
+#: 2,000), the largest 3 x 56 x 28 float32 (dominoes, 150 MB in all); at scale 20 that is 160,000
+#: images and 3 GB, which the methods copy a few times over (embeddings, heatmaps, masked images).
+MAX_SCALE = 20.0
+
+
+def check_benchmark_args(dataset, methods=None, *, seed=0, device="auto", out=None, scale=1.0, max_epochs=None):
+    """Check the settings of :func:`run_benchmark` before any data is made or any model trained.
+
+    Creates ``out`` and checks that it can be written.
+
+    Returns
+    -------
+    list of MethodSpec
+        The methods that will run.
+
+    Raises
+    ------
+    ValueError
+        Naming the setting and what was expected: an unknown data set or method,
+        a seed outside ``[0, 2**32 - 1]``, ``scale`` outside ``(0, MAX_SCALE]``,
+        ``max_epochs < 1``, a device this machine lacks, an ``out`` folder that
+        cannot be written.
+
+    Examples
+    --------
+    >>> from skshortcut.bench.core import check_benchmark_args
+    >>> [m.name for m in check_benchmark_args("colored-digits", ["erm"])]
+    ['erm']
+    >>> check_benchmark_args("colored-digits", ["erm"], device="tpu9")
+    Traceback (most recent call last):
+    ...
+    ValueError: `device` must be 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device; got 'tpu9'.
+    """
+    import numbers
+
+    if dataset not in DATASETS:
+        raise ValueError(f"Unknown dataset {dataset!r}; available: {sorted(DATASETS)}.")
+    chosen = _methods_for(dataset, methods)
+
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ValueError(f"`seed` must be an int in [0, 2**32 - 1], got {seed!r}.")
+    if not isinstance(scale, numbers.Real) or isinstance(scale, bool) or not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"`scale` must be > 0, got {scale}.")
+    if scale > MAX_SCALE:
+        raise ValueError(
+            f"`scale` must be at most {MAX_SCALE:g}, got {scale:g}: scale 1 makes up to 8,000 images "
+            f"(150 MB as float32 for the largest data set), so {scale:g} would ask for about "
+            f"{8000 * scale:,.0f} images ({0.15 * scale:,.0f} GB) before the methods' copies."
+        )
+    if max_epochs is not None and (
+        not isinstance(max_epochs, numbers.Integral) or isinstance(max_epochs, bool) or max_epochs < 1
+    ):
+        raise ValueError(f"`max_epochs` must be an int >= 1 (ERM must train), got {max_epochs!r}.")
+    _check_device(device)
+    if out is not None:
+        _writable_folder(out)
+    return chosen
+
+
+def _check_device(device):
+    import torch
+
+    from .._torch import resolve_device
+
+    dev = resolve_device(device)  # ValueError for names torch does not know ('tpu9')
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"`device` {device!r}: CUDA is not available on this machine; use 'cpu' or 'auto'.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"`device` {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                f"numbered from 0."
+            )
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"`device` {device!r}: MPS is not available on this machine; use 'cpu' or 'auto'.")
+    elif dev.type != "cpu":
+        raise ValueError(f"`device` must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}.")
+
+
+def _writable_folder(out) -> Path:
+    """Create ``out`` and check that a file can be written in it."""
+    import tempfile
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise ValueError(f"`out` folder {str(out)!r} cannot be written: {exc.strerror or exc}.") from None
+    return out
+
+
 def run_benchmark(dataset="colored-digits", methods=None, *, seed=0, device="auto", out=None, scale=1.0,
                   max_epochs=None, verbose=0, echo=print):
     """Run methods on a data set and report test accuracies.
@@ -199,13 +305,18 @@ def run_benchmark(dataset="colored-digits", methods=None, *, seed=0, device="aut
     methods : list of str, optional
         Registered methods; default: every default method that applies.
     seed : int, default=0
+        In ``[0, 2**32 - 1]``.
     device : str, default="auto"
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+        ``"mps"``; a device this machine lacks is an error before any work.
     out : str or Path, optional
-        Folder for ``results.json`` and ``group_accuracies.png``.
+        Folder for ``results.json``, ``results.md`` and
+        ``group_accuracies.png``; created, and checked to be writable, first.
     scale : float, default=1.0
-        Multiplies the data set sizes (small values make quick runs).
+        Multiplies the data set sizes (small values make quick runs), in
+        ``(0, MAX_SCALE]`` (20: up to 160,000 images).
     max_epochs : int, optional
-        Overrides the data set's ERM epochs.
+        Overrides the data set's ERM epochs (>= 1).
     verbose : int, default=0
     echo : callable, default=print
         Where progress lines and the table go (``None``: silent).
@@ -225,19 +336,15 @@ def run_benchmark(dataset="colored-digits", methods=None, *, seed=0, device="aut
     True
     """
     echo = echo or (lambda *a, **k: None)
-    if dataset not in DATASETS:
-        raise ValueError(f"Unknown dataset {dataset!r}; available: {sorted(DATASETS)}.")
-    if scale <= 0:
-        raise ValueError(f"`scale` must be > 0, got {scale}.")
+    # every setting is checked before minutes of training, not after
+    chosen = check_benchmark_args(dataset, methods, seed=seed, device=device, out=out, scale=scale,
+                                  max_epochs=max_epochs)
     spec = DATASETS[dataset]
-    chosen = _methods_for(dataset, methods)
+    out = Path(out) if out is not None else None
     start = time.perf_counter()
     data = spec.make(seed, scale)
     echo(f"data set {dataset!r}: {len(data.train.y)} train / {len(data.val.y)} val / {len(data.test.y)} test "
          f"({time.perf_counter() - start:.1f} s)")
-    out = Path(out) if out is not None else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
     ctx = BenchmarkContext(dataset, data, seed, device, out, verbose, max_epochs)
     echo("training ERM on the train split ...")
     ctx.erm  # trained once, shared by every method; its time counts for the erm row only
@@ -253,12 +360,13 @@ def run_benchmark(dataset="colored-digits", methods=None, *, seed=0, device="aut
         if isinstance(res, dict):
             extra = {k: v for k, v in res.items() if k != "y_pred"}
             res = res["y_pred"]
-        ga = group_accuracies(data.test.y, np.asarray(res), groups=data.test.groups)
+        ga = group_accuracies(data.test.y, np.asarray(res), groups=data.test.groups, n_bootstrap=N_BOOTSTRAP,
+                              confidence=CONFIDENCE, random_state=seed)
         names = getattr(data, "group_names", None)
-        per_group = {
-            (names[int(g)] if names is not None else str(g)): round(float(a), 4)
-            for g, a in zip(ga.groups, ga.accuracy)
-        }
+        keys = [names[int(g)] if names is not None else str(g) for g in ga.groups]
+        per_group = {k: round(float(a), 4) for k, a in zip(keys, ga.accuracy)}
+        group_ci = {k: [round(float(lo), 4), round(float(hi), 4)] for k, lo, hi in zip(keys, ga.ci_low, ga.ci_high)}
+        worst = ga.worst_ci
         results.append(
             MethodResult(
                 m.name,
@@ -268,6 +376,8 @@ def run_benchmark(dataset="colored-digits", methods=None, *, seed=0, device="aut
                 per_group,
                 seconds,
                 extra,
+                worst_group_ci=[round(worst.low, 4), round(worst.high, 4)],
+                group_ci=group_ci,
             )
         )
     report = {
@@ -277,46 +387,119 @@ def run_benchmark(dataset="colored-digits", methods=None, *, seed=0, device="aut
         "scale": scale,
         "erm_seconds": ctx.cache.get("erm_seconds"),
         "ceiling": spec.ceiling,
+        "confidence": CONFIDENCE,
+        "n_bootstrap": N_BOOTSTRAP,
         "results": [r.as_dict() for r in results],
     }
     echo("")
     echo(format_table(report))
     if out is not None:
         (out / "results.json").write_text(json.dumps(report, indent=2))
+        (out / "results.md").write_text(format_markdown(report) + "\n")
         from ..plotting import plot_group_accuracies
 
         fig = plot_group_accuracies(report)
         fig.savefig(out / "group_accuracies.png", dpi=120, bbox_inches="tight")
-        echo(f"\nwrote {out / 'results.json'} and {out / 'group_accuracies.png'}")
+        echo(f"\nwrote {out / 'results.json'}, {out / 'results.md'} and {out / 'group_accuracies.png'}")
     return report
 
 
-def format_table(report) -> str:
-    """The benchmark table as text: one row per method, one column per group."""
+def _worst_cell(r) -> str:
+    ci = r.get("worst_group_ci")
+    text = f"{r['worst_group_accuracy']:.3f}"
+    return text if ci is None else f"{text} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _interval_note(report) -> str | None:
+    if not any(r.get("worst_group_ci") for r in report["results"]):
+        return None
+    confidence = report.get("confidence", CONFIDENCE)
+    n_boot = report.get("n_bootstrap", N_BOOTSTRAP)
+    return (f"[low, high]: {confidence:.0%} bootstrap interval of the worst-group accuracy ({n_boot} resamples "
+            "within each test group; min over groups of the per-group bounds)")
+
+
+def _rows(report):
     results = report["results"]
     groups = list(results[0]["group_accuracy"]) if results else []
     head = ["method", "group labels", "mean acc", "worst-group", *groups, "seconds"]
-    rows = []
-    for r in results:
-        rows.append(
-            [
-                r["method"],
-                r["labels"],
-                f"{r['accuracy']:.3f}",
-                f"{r['worst_group_accuracy']:.3f}",
-                *(f"{r['group_accuracy'].get(g, float('nan')):.3f}" for g in groups),
-                f"{r['seconds']:.1f}",
-            ]
-        )
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
-    lines = [f"{report['dataset']} (seed {report['seed']}): test accuracies", line(head), line(["-" * w for w in widths])]
-    lines += [line(r) for r in rows]
+    rows = [
+        [
+            r["method"],
+            r["labels"],
+            f"{r['accuracy']:.3f}",
+            _worst_cell(r),
+            *(f"{r['group_accuracy'].get(g, float('nan')):.3f}" for g in groups),
+            f"{r['seconds']:.1f}",
+        ]
+        for r in results
+    ]
+    return head, rows
+
+
+def _notes(report) -> list[str]:
+    lines = []
+    note = _interval_note(report)
+    if note:
+        lines.append(note)
     if report.get("ceiling") is not None:
         lines.append(f"ceiling (label noise): {report['ceiling']:.3f}")
-    extras = [(r["method"], r["extra"]) for r in results if r.get("extra")]
+    extras = [(r["method"], r["extra"]) for r in report["results"] if r.get("extra")]
     for name, extra in extras:
         lines.append(f"{name}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in extra.items()))
+    return lines
+
+
+def format_table(report) -> str:
+    """The benchmark table as text: one row per method, one column per group.
+
+    The worst-group column holds the accuracy and, when the report has them, its
+    bootstrap interval ``[low, high]``.
+
+    Examples
+    --------
+    >>> from skshortcut.bench import format_table
+    >>> report = {"dataset": "d", "seed": 0, "confidence": 0.95, "n_bootstrap": 1000, "results": [
+    ...     {"method": "erm", "labels": "none", "accuracy": 0.9, "worst_group_accuracy": 0.1,
+    ...      "worst_group_ci": [0.05, 0.2], "group_accuracy": {"a": 0.1, "b": 0.95}, "seconds": 1.0}]}
+    >>> print(format_table(report))  # doctest: +NORMALIZE_WHITESPACE
+    d (seed 0): test accuracies
+    method  group labels  mean acc  worst-group           a      b      seconds
+    ------  ------------  --------  --------------------  -----  -----  -------
+    erm     none          0.900     0.100 [0.050, 0.200]  0.100  0.950  1.0
+    [low, high]: 95% bootstrap interval of the worst-group accuracy (1000 resamples within each test group; min over groups of the per-group bounds)
+    """
+    head, rows = _rows(report)
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    lines = [f"{report['dataset']} (seed {report['seed']}): test accuracies", line(head), line(["-" * w for w in widths])]
+    lines += [line(r) for r in rows]
+    return "\n".join(lines + _notes(report))
+
+
+def format_markdown(report) -> str:
+    """The benchmark table as Markdown (``results.md``), worst-group accuracy with its interval.
+
+    Examples
+    --------
+    >>> from skshortcut.bench.core import format_markdown
+    >>> report = {"dataset": "d", "seed": 0, "results": [
+    ...     {"method": "erm", "labels": "none", "accuracy": 0.9, "worst_group_accuracy": 0.1,
+    ...      "worst_group_ci": [0.05, 0.2], "group_accuracy": {"a": 0.1}, "seconds": 1.0}]}
+    >>> print(format_markdown(report).splitlines()[2])
+    | method | group labels | mean acc | worst-group | a | seconds |
+    >>> print(format_markdown(report).splitlines()[4])
+    | erm | none | 0.900 | 0.100 [0.050, 0.200] | 0.100 | 1.0 |
+    """
+    head, rows = _rows(report)
+    cell = lambda text: str(text).replace("|", "\\|")  # noqa: E731
+    lines = [f"### {report['dataset']} (seed {report['seed']}): test accuracies", ""]
+    lines.append("| " + " | ".join(cell(h) for h in head) + " |")
+    lines.append("|" + "|".join("---" for _ in head) + "|")
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    notes = _notes(report)
+    if notes:
+        lines += [""] + [f"- {n}" for n in notes]
     return "\n".join(lines)
 
 
