@@ -18,6 +18,7 @@ Usage: ``python benchmarks/bench_dfr.py [--repeats 3] [--out benchmarks/results/
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -31,6 +32,12 @@ from sklearn.preprocessing import StandardScaler
 from skshortcut import DFRRetrainer, worst_group_accuracy
 
 CS = [1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01]
+
+# L1 in the installed scikit-learn's terms: before 1.8 `penalty="l1"` (there `l1_ratio=1` alone
+# fits L2); from 1.8 `penalty` is deprecated and `l1_ratio=1` is L1. Written out here rather than
+# imported, so that the reference stays independent of skshortcut.
+_PENALTY = inspect.signature(LogisticRegression).parameters.get("penalty")
+L1 = {"l1_ratio": 1.0} if _PENALTY is None or _PENALTY.default == "deprecated" else {"penalty": "l1"}
 
 
 def make_features(n, d, agreement, seed):
@@ -60,7 +67,7 @@ def reference_dfr(Z, y, g, seed):
     def fit(idx, C, r):
         b = balanced(idx, r)
         sc = StandardScaler().fit(Z[b])
-        lr = LogisticRegression(C=C, l1_ratio=1.0, solver="liblinear", max_iter=1000)
+        lr = LogisticRegression(C=C, solver="liblinear", max_iter=1000, **L1)
         lr.fit(sc.transform(Z[b]), y[b])
         return sc, lr
 
