@@ -7,7 +7,7 @@ from .generative.chroma_vae import ChromaVAEClassifier
 from .grouping import ExMapGrouper, FeatureClusterGrouper
 from .generative.diffusion import DiffusionShiftGenerator
 from .generative.wasserstein import WassersteinDisentangler
-from .retraining import DFRRetrainer, MaskAndCombineRetrainer
+from .retraining import AFRRetrainer, DFRRetrainer, GroupDRORetrainer, JTTRetrainer, MaskAndCombineRetrainer
 from .metrics import (
     group_accuracies,
     group_balanced_accuracy,
@@ -20,13 +20,16 @@ from .metrics import (
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AFRRetrainer",
     "ChromaVAEClassifier",
     "DFRRetrainer",
     "DiffusionShiftGenerator",
     "ERMClassifier",
     "ExMapGrouper",
     "FeatureClusterGrouper",
+    "GroupDRORetrainer",
     "GroupedData",
+    "JTTRetrainer",
     "MaskAndCombineRetrainer",
     "WassersteinDisentangler",
     "unpack_grouped",
