@@ -472,6 +472,28 @@ group_balanced_scorer = make_group_scorer(group_balanced_accuracy)
 
 #: Scorer for worst-class accuracy (:func:`worst_class_accuracy`); needs no group labels or routing.
 worst_class_scorer = make_scorer(worst_class_accuracy)
+worst_class_scorer.__doc__ = """Scorer for worst-class accuracy; needs no group labels and no metadata routing.
+
+Model selection without attribute labels, as Yang et al. (*Change is Hard*,
+ICML 2023) recommend: the worst per-class accuracy of each validation fold
+(:func:`worst_class_accuracy`).
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.linear_model import LogisticRegression
+>>> from sklearn.model_selection import GridSearchCV
+>>> from skshortcut.metrics import worst_class_scorer
+>>> rng = np.random.RandomState(0)
+>>> y = np.r_[np.zeros(270, int), np.ones(30, int)]
+>>> X = (y + rng.normal(0, 0.8, 300))[:, None]
+>>> grid = {"class_weight": [None, "balanced"]}
+>>> GridSearchCV(LogisticRegression(), grid, scoring=worst_class_scorer, cv=3).fit(X, y).best_params_
+{'class_weight': 'balanced'}
+"""
+
+#: Docstring examples of the module's scorer objects, which doctest does not find by itself.
+__test__ = {"worst_class_scorer": worst_class_scorer.__doc__}
 
 # the scorer on a grouper's pseudo-groups lives in its own module; it is part of the metrics' API
 from ._pseudo_group_scorer import PseudoGroupScorer, make_pseudo_group_scorer  # noqa: E402
