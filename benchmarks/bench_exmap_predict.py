@@ -7,7 +7,8 @@ pipeline's ``predict`` is timed against what it needs,
 * ``embed + DFR predict``: ``clf.predict(grouper.base_model_.embed(X))``;
 * ``pipeline predict``: ``pipe.predict(X)``, the pipeline as written;
 
-both in the same run, on the same images, medians over ``--repeats`` runs.
+both in the same run, on the same images, in turn (so that both see the same
+machine load), medians over ``--repeats`` runs.
 The ratio pipeline / (embed + DFR predict) is the overhead of the pipeline
 (the goal is <= 1.2).
 
@@ -32,13 +33,15 @@ import numpy as np
 import torch
 
 
-def timed(fn, repeats):
-    times = []
+def timed_in_turn(fns, repeats):
+    """Median seconds of each function, the functions run in turn so that both see the same load."""
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
+        for fn, spent in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times], times
 
 
 def main(argv=None):
@@ -72,8 +75,7 @@ def main(argv=None):
         return pipe.predict(X)
 
     assert np.array_equal(embed_and_predict(), pipeline_predict())  # also a warm-up of both
-    base_s, base_all = timed(embed_and_predict, args.repeats)
-    pipe_s, pipe_all = timed(pipeline_predict, args.repeats)
+    (base_s, pipe_s), (base_all, pipe_all) = timed_in_turn([embed_and_predict, pipeline_predict], args.repeats)
     ratio = pipe_s / base_s
     print(f"{len(X)} images of {tuple(X.shape[1:])}, batch {args.batch_size}, {torch.get_num_threads()} thread(s)")
     print(f"  embed + DFR predict  {base_s:7.3f} s")

@@ -9,6 +9,7 @@ from hypothesis.extra.numpy import arrays
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import InvalidParameterError
 from torch import nn
 
 from skshortcut import DFRRetrainer, FeatureClusterGrouper, GroupedData
@@ -84,7 +85,11 @@ def test_overclustering_feeds_dfr():
     ]).fit(X, y)
     assert pipe.named_steps["groups"].n_clusters_ == 6
     assert np.mean(pipe.predict(X) == y) > 0.9
-    assert clone(pipe.named_steps["groups"]).get_params()["n_clusters"] == 6
+    # a clone is unfitted and refits to the same pseudo-groups
+    grouper = pipe.named_steps["groups"]
+    again = clone(grouper)
+    assert not hasattr(again, "groups_")
+    np.testing.assert_array_equal(again.fit(X, y).groups_, grouper.groups_)
 
 
 def test_umap_kmeans_default_is_umap_to_two_dims_then_kmeans():
@@ -106,9 +111,57 @@ def test_umap_kmeans_default_is_umap_to_two_dims_then_kmeans():
 
 def test_errors():
     X, y, _ = data(30)
-    with pytest.raises(ValueError, match="`clustering`"):
+    with pytest.raises(InvalidParameterError, match="'clustering' parameter"):
         FeatureClusterGrouper(Split(), clustering="hdbscan").fit(X, y)
-    with pytest.raises(ValueError, match="`scope`"):
+    with pytest.raises(InvalidParameterError, match="'scope' parameter"):
         FeatureClusterGrouper(Split(), scope="per-class").fit(X, y)
+    with pytest.raises(InvalidParameterError, match="'batch_size' parameter"):
+        FeatureClusterGrouper(Split(), batch_size=0).fit(X, y)
     with pytest.raises(TypeError, match="`estimator`"):
         FeatureClusterGrouper("resnet").fit(X, y)
+
+
+def test_images_of_another_size_or_non_finite_are_refused():
+    # the embedding (a global average pool) accepts any size, so only the check can catch it
+    X, y, _ = data(30)
+    grouper = FeatureClusterGrouper(Split(), clustering="kmeans", n_clusters=2, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"\(3, 9, 9\).*\(3, 6, 6\)"):
+        grouper.transform(np.zeros((4, 3, 9, 9), dtype=np.float32))
+    X_bad = X.copy()
+    X_bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        grouper.transform(X_bad)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        clone(grouper).fit(X_bad, y)
+
+
+_UMAP_THREADS = """
+import numpy as np, torch
+before = torch.get_num_threads()
+from skshortcut import FeatureClusterGrouper
+from tests.test_feature_cluster import Split, data
+X, y, _ = data(120)
+grouper = FeatureClusterGrouper(Split(), n_clusters=2, random_state=0).fit(X, y)
+after_fit = torch.get_num_threads()
+groups = grouper.transform(X).groups
+print(before, after_fit, torch.get_num_threads(), grouper.n_clusters_, len(groups))
+"""
+
+
+@pytest.mark.slow
+def test_umap_kmeans_leaves_torch_thread_count_alone():
+    # numba's threading layer starts with UMAP's first kernel and set torch's thread count 1 -> 2 for the
+    # whole process. A fresh interpreter, so that the threading layer is not already running.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", _UMAP_THREADS], capture_output=True, text=True, cwd=root, env=env,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    before, after_fit, after_transform, n_clusters, n_groups = map(int, out.stdout.split()[-5:])
+    assert (before, after_fit, after_transform) == (1, 1, 1)
+    assert n_clusters == 2 and n_groups == 120

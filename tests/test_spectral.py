@@ -9,6 +9,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 from sklearn.neighbors import NearestNeighbors
+from sklearn.utils._param_validation import InvalidParameterError
 
 from skshortcut.grouping import SpectralEigengap, estimate_n_clusters
 from skshortcut.grouping.spectral import (
@@ -73,8 +74,12 @@ def test_kneighbors_graph_rejects_bad_arguments():
     X = np.zeros((5, 2))
     with pytest.raises(ValueError, match="`n_neighbors`"):
         kneighbors_graph(X, 5)
-    with pytest.raises(ValueError, match="`method`"):
+    with pytest.raises(InvalidParameterError, match="'method' parameter"):
         kneighbors_graph(X, 2, method="ball_tree")
+    with pytest.raises(InvalidParameterError, match="'n_neighbors' parameter"):
+        kneighbors_graph(X, 2.5)
+    with pytest.raises(InvalidParameterError, match="'max_clusters' parameter"):
+        estimate_n_clusters(X, max_clusters=1)
 
 
 def test_sparse_spectrum_matches_dense_eigendecomposition():
@@ -139,6 +144,12 @@ def test_spectral_eigengap_errors():
         SpectralEigengap(assign_labels="discretize").fit(np.random.rand(10, 2))
     with pytest.raises(NotFittedError):
         SpectralEigengap().predict(np.zeros((2, 2)))
+
+
+def test_cluster_qr_is_scikit_learns():
+    from sklearn.cluster._spectral import cluster_qr as sklearn_cluster_qr
+
+    assert cluster_qr is sklearn_cluster_qr
 
 
 def test_cluster_qr_separates_orthogonal_directions():
