@@ -257,6 +257,14 @@ def test_cross_validate_with_a_frozen_base_model_runs_every_fold(toy, routing):
     assert np.isfinite(res["test_acc"]).all() and (res["test_acc"] > 0).all()
 
 
+def test_groups_as_fit_parameter_get_an_error_that_says_where_they_go(toy):
+    from sklearn.model_selection import cross_validate
+
+    X, y, g, erm = toy
+    with pytest.raises(TypeError, match="validation_data=.*metadata routing"):
+        cross_validate(small(erm, max_epochs=1), X, y, params={"groups": g}, cv=2, error_score="raise")
+
+
 def test_binary_decision_function_is_one_dimensional_and_roc_auc_works(toy):
     from sklearn.model_selection import cross_val_score
 

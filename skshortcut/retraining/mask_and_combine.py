@@ -2,22 +2,10 @@
 
 HosseiniNoohdani, Samiei, Hosseini and Soleymani Baghshah, *Mitigating
 Spurious Correlation in Images by Intervention* (Mask-and-Combine, "MaC").
-
-The base classifier ``M = g o f`` (feature extractor ``f``, linear head ``g``)
-was trained by ERM. The top-K pixels of its XGradCAM heatmaps form a binary
-mask of the core of each image; the removed (Eq. 1) and combined (Eq. 2)
-images break the link between the rest of the image and the label. Only
-``g`` is retrained, with the loss of Eq. 6,
-``L_CE + alpha * L_rmv + beta * L_comb``; ``f`` stays frozen. Group labels
-are needed only to choose the epoch (and ``alpha``, ``beta``) by validation
-worst-group accuracy.
-
-This module holds the estimator. The interventions of Eqs. 1-2 and the top-K
-masks are in :mod:`skshortcut.retraining._interventions`, the per-batch
-training data (cached embeddings and masks) in
-:mod:`skshortcut.retraining._mac_batches`, the paper's table 1 in
-:mod:`skshortcut.retraining._mac_diagnostics`; the public functions are
-importable from here.
+This module holds the estimator; the interventions of Eqs. 1-2 and the top-K
+masks are in ``_interventions``, the per-batch training data in
+``_mac_batches``, the epoch selection in ``_mac_selection`` and the paper's
+table 1 in ``_mac_diagnostics``. The public functions are importable from here.
 """
 
 from __future__ import annotations
@@ -27,7 +15,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, EpochScoring, EpochTimer, LRScheduler, PrintLog
+from skorch.callbacks import EpochTimer, LRScheduler, PrintLog
 from skorch.dataset import unpack_data
 from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -39,10 +27,10 @@ from .._skorch import SKORCH_CONSTRAINTS, ShortcutNet, loss_term_callbacks, trai
 from .._torch import _seed_from, dataset_targets, is_dataset, resolve_device
 from .._validation import check_labels, check_same_length
 from ..base_model import predicted_index, resolve_base_model, unwrap_frozen
-from ..metrics import worst_group_accuracy
 from ._interventions import _resolve_k, draw_partners, masked_combination, masked_removal, top_k_mask
 from ._mac_batches import MaCLogits, MaskMaker, TrainCache
 from ._mac_diagnostics import mask_region_table
+from ._mac_selection import selection_callbacks
 
 __all__ = [
     "MaskAndCombineRetrainer",
@@ -52,16 +40,6 @@ __all__ = [
     "masked_combination",
     "mask_region_table",
 ]
-
-
-# Validation scores of the epoch (skorch ``EpochScoring``): ``X`` holds the validation
-# embeddings, and ``net.forward`` returns the logits skorch cached in its validation pass.
-def _valid_accuracy(net, X, y):
-    return float(np.mean(predicted_index(net.forward(X)) == np.asarray(y)))
-
-
-def _valid_worst_group_accuracy(net, X, y):
-    return float(worst_group_accuracy(np.asarray(y), predicted_index(net.forward(X)), groups=net.valid_cache_[2]))
 
 
 class MaskAndCombineRetrainer(ShortcutNet, NeuralNetClassifier):
@@ -300,19 +278,7 @@ class MaskAndCombineRetrainer(ShortcutNet, NeuralNetClassifier):
             ("lr_scheduler", LRScheduler(policy=torch.optim.lr_scheduler.StepLR, step_size=self.step_size, gamma=self.gamma)),
         ]
         if self.validation_data is not None:
-            callbacks += [
-                ("valid_acc", EpochScoring(_valid_accuracy, name="valid_acc", lower_is_better=False)),
-                ("valid_wga", EpochScoring(_valid_worst_group_accuracy, name="valid_wga", lower_is_better=False)),
-                # Keeps the head of the epoch with the best validation worst-group accuracy (the
-                # first of equal ones). skorch's Checkpoint(load_best=True) would do it through
-                # files in a folder: every fit of a grid search would write there, and fits
-                # running in parallel would share it. EarlyStopping(load_best=True) keeps the
-                # best weights in memory; with infinite patience it never stops training.
-                ("worst_group_selection", EarlyStopping(
-                    monitor="valid_wga", lower_is_better=False, patience=np.inf, threshold=0.0,
-                    threshold_mode="abs", load_best=True,
-                )),
-            ]
+            callbacks += selection_callbacks()
         callbacks.append(("print_log", PrintLog()))
         return callbacks + training_callbacks(verbose=self.verbose)
 
@@ -444,6 +410,13 @@ class MaskAndCombineRetrainer(ShortcutNet, NeuralNetClassifier):
         """
         self._check_params()
         self._check_estimator()
+        if "groups" in fit_params:
+            raise TypeError(
+                "MaskAndCombineRetrainer trains without group labels: pass the validation groups as "
+                "`validation_data=(X_val, y_val, groups_val)`. In cross_validate or GridSearchCV, enable "
+                "metadata routing (sklearn.set_config(enable_metadata_routing=True)) so that `groups` reaches "
+                "the scorer only."
+            )
         X, y = self._images_and_labels(X, y)
         y_enc = self._encode_labels(y)
         h, w = self.input_shape_[1:]
