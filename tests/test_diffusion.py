@@ -197,12 +197,42 @@ def test_prompts_follow_the_d3s_template():
         ({"n_samples": 0}, ValueError, "n_samples"),
         ({"batch_size": 1.5}, TypeError, "batch_size"),
         ({"pipeline_kwargs": "fp16"}, TypeError, "pipeline_kwargs"),
+        ({"save_guides": "yes"}, ValueError, "save_guides"),
+        ({"torch_dtype": "float16"}, ValueError, "torch_dtype"),
+        ({"device": "tpu9"}, ValueError, "device"),
+        ({"random_state": "seed"}, ValueError, "random_state"),
     ],
 )
 def test_bad_parameters_are_named(kwargs, error, match):
     gen = DiffusionShiftGenerator("unused", **{"image_size": 64, **kwargs})
     with pytest.raises(error, match=match):
         gen.plan({"a": np.ones((4, 4, 3))}, {"b": np.ones((4, 4, 3))})
+
+
+def test_every_parameter_has_a_constraint_and_clone_pickle_keep_them():
+    import inspect
+    import pickle
+
+    import torch
+    from sklearn.base import clone
+
+    names = set(inspect.signature(DiffusionShiftGenerator).parameters)
+    assert names == set(DiffusionShiftGenerator._parameter_constraints)
+    gen = DiffusionShiftGenerator("a/path", image_size=64, n_samples=3, torch_dtype=torch.float16, random_state=1)
+    for other in (clone(gen), pickle.loads(pickle.dumps(gen))):
+        assert other.get_params() == gen.get_params()
+    with pytest.raises(TypeError, match="'pipeline' parameter"):  # checked at plan too, not only when loading
+        DiffusionShiftGenerator(42, image_size=64).plan({"a": np.ones((4, 4, 3))}, {"b": np.ones((4, 4, 3))})
+
+
+def test_guide_parameters_are_checked_by_scikit_learn():
+    img = np.ones((4, 4, 3))
+    with pytest.raises(ValueError, match="'size' parameter of make_guide"):
+        make_guide(img, img, size=4)
+    with pytest.raises(ValueError, match="'fg_scale' parameter of make_guide"):
+        make_guide(img, img, fg_scale=0.0)
+    with pytest.raises(ValueError, match="NaN or infinite"):  # the images are data, checked as such
+        make_guide(np.full((4, 4, 3), np.nan), img, size=16)
 
 
 def test_bad_inputs_are_named(tmp_path):

@@ -29,40 +29,10 @@ def _default_probe():
 
 def disentanglement_report(disentangler, X, y, *, X_test=None, y_test=None, probe=None, test_size=0.5,
                            random_state=None):
-    """Accuracies of linear probes across the feature split of a fitted disentangler: D3S's table 2.
+    """D3S's table 2 for a fitted disentangler: what :meth:`WassersteinDisentangler.disentanglement_report` returns.
 
-    Four probes are trained on the frozen features: foreground from
-    ``z_fg`` (high is good), background from ``z_bg`` (high is good),
-    foreground from ``z_bg`` and background from ``z_fg`` (both should be
-    near chance). Samples with an unknown background are left out of the
-    background probes.
-
-    Parameters
-    ----------
-    disentangler : WassersteinDisentangler
-        Fitted.
-    X : images or Dataset
-        Data to train the probes on (and to test them on, split, when
-        ``X_test`` is not given).
-    y : array-like of shape (n, 2)
-        Foreground and background labels (``-1``: unknown background).
-    X_test, y_test : optional
-        Separate data to measure the probes on.
-    probe : sklearn classifier, optional
-        Cloned for each probe. Default: standardisation then
-        ``LogisticRegression(max_iter=2000)``.
-    test_size : float, default=0.5
-        Share of X held out to score the probes when ``X_test`` is None.
-    random_state : int, RandomState or None, default=None
-        Seeds the split.
-
-    Returns
-    -------
-    report : :class:`~sklearn.utils.Bunch`
-        ``fg_from_fg``, ``bg_from_bg``, ``fg_from_bg``, ``bg_from_fg``
-        (test accuracies), ``chance_fg``, ``chance_bg`` (the accuracy of
-        always predicting the most frequent training label), ``n_train`` and
-        ``n_test``.
+    ``disentangler`` is the fitted :class:`~skshortcut.WassersteinDisentangler`;
+    the other parameters and the result are described on that method.
 
     Examples
     --------

@@ -11,7 +11,7 @@ import numpy as np
 
 from .._validation import check_labels
 
-__all__ = ["UNKNOWN_BACKGROUND", "label_columns", "dataset_labels", "label_values"]
+__all__ = ["UNKNOWN_BACKGROUND", "label_columns", "dataset_labels", "label_values", "encode_label_columns"]
 
 #: Background label meaning "unknown": such samples skip every term that uses
 #: the background label (the paper's ImageNet images, section 5).
@@ -104,3 +104,32 @@ def dataset_labels(X):
         "`y` is None and the Dataset carries no (foreground, background) labels: give `y` with two columns, "
         "or a Dataset with a `labels` attribute (n, 2) or `y` and `spurious` attributes."
     )
+
+
+def encode_label_columns(net, Y, known):
+    """Encoded ``(n, 2)`` labels; fits ``net.label_encoder_`` (foreground) and ``net.background_encoder_``.
+
+    Each column goes through the skorch base's ``_encode_labels``
+    (classification targets, at least two classes); the background, known
+    samples only, is encoded first and its encoder moved aside, so that
+    ``label_encoder_`` is the foreground's. Unknown backgrounds are encoded
+    as :data:`UNKNOWN_BACKGROUND`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut import WassersteinDisentangler
+    >>> from skshortcut.generative._two_labels import encode_label_columns, label_columns
+    >>> net = WassersteinDisentangler()
+    >>> Y, known = label_columns([["cat", "snow"], ["dog", -1], ["dog", "grass"]])
+    >>> encode_label_columns(net, Y, known).tolist(), net.background_encoder_.classes_.tolist()
+    ([[0, 1], [1, -1], [1, 0]], ['grass', 'snow'])
+    """
+    if known.sum() < 2:
+        raise ValueError("`y` needs at least two distinct known background labels (-1 marks unknown ones).")
+    bg_known = net._encode_labels(label_values(Y[known, 1]), name="y[:, 1] (known backgrounds)")
+    net.background_encoder_, net.n_background_classes_ = net.label_encoder_, net.n_classes_
+    Y_enc = np.full((len(Y), 2), UNKNOWN_BACKGROUND, dtype=np.int64)
+    Y_enc[known, 1] = bg_known
+    Y_enc[:, 0] = net._encode_labels(label_values(Y[:, 0]), name="y[:, 0] (foreground)")
+    return Y_enc

@@ -15,6 +15,10 @@ Doing this for every (foreground, background) pair makes the two labels
 independent, which :class:`~skshortcut.WassersteinDisentangler` needs.
 Pipelines are loaded from a local directory (``from_pretrained(path,
 local_files_only=True)``) or passed as objects; nothing is downloaded.
+
+This module holds the generator; the guides and prompts are in
+:mod:`._guides`, the files of a run and their loader in :mod:`._shift_files`,
+a miniature offline pipeline for tests and examples in :mod:`._tiny_pipeline`.
 """
 
 from __future__ import annotations
@@ -23,18 +27,24 @@ import csv
 import hashlib
 import inspect
 import json
-import numbers
 import os
-import re
 import time
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
 
+from .._skorch import DeviceConstraint
 from .._torch import resolve_device
+from ._constraints import Satisfies
+from ._guides import D3S_BACKGROUNDS, D3S_PROMPT, _as_image_lists, _to_pil, build_prompt, make_guide
+from ._shift_files import _COLUMNS, _METADATA_FILE, _PLAN_FILE, _read_rows, load_generated_shifts
+from ._tiny_pipeline import make_tiny_pipeline
 
 __all__ = [
     "D3S_BACKGROUNDS",
@@ -43,185 +53,8 @@ __all__ = [
     "build_prompt",
     "load_generated_shifts",
     "make_guide",
+    "make_tiny_pipeline",
 ]
-
-#: The ten backgrounds of D3S (section 3.1), inspired by FOCUS.
-D3S_BACKGROUNDS = (
-    "on grass",
-    "on a road",
-    "in a forest",
-    "in water",
-    "in a cave",
-    "in sand",
-    "indoors",
-    "in snow",
-    "in rain",
-    "at night",
-)
-
-#: D3S's prompt template (section 3.1).
-D3S_PROMPT = "a photo of a {fg}, {definition}, {bg}"
-
-_PLAN_FILE = "plan.json"
-_METADATA_FILE = "metadata.csv"
-_COLUMNS = (
-    "id", "file", "fg", "bg", "prompt", "seed", "x", "y", "fg_width", "fg_height",
-    "fg_index", "template_index", "nsfw",
-)
-
-
-# --------------------------------------------------------------------------- images
-def _to_pil(image, what: str) -> Image.Image:
-    """An RGB PIL image from a PIL image, a path, or an array / tensor (HWC or CHW)."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"{what}: image file not found: {path}")
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    if hasattr(image, "detach"):
-        image = image.detach().cpu().numpy()
-    if not isinstance(image, np.ndarray):
-        raise TypeError(
-            f"{what} must be PIL images, image paths, or arrays / tensors (HWC or CHW); got {type(image).__name__}."
-        )
-    arr = image
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3:
-        raise ValueError(f"{what}: an image array must have 2 or 3 dimensions; got shape {image.shape}.")
-    if arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
-        arr = arr.transpose(1, 2, 0)
-    if arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, axis=-1)
-    if arr.shape[-1] != 3:
-        raise ValueError(f"{what}: an image array needs 1 or 3 channels; got shape {image.shape}.")
-    if arr.dtype != np.uint8:
-        arr = np.asarray(arr, dtype=np.float64)
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{what}: image holds NaN or infinite values.")
-        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")
-
-
-def make_guide(foreground, template, *, size=512, fg_scale=0.4, position=None, random_state=None):
-    """The image guide of D3S: a downsampled foreground pasted on a background template.
-
-    Section 3.1, "Image guides": the template is resized to ``size x size``
-    and the whole foreground image, resized so that its longer side is
-    ``fg_scale * size`` (aspect ratio kept), is pasted at a random spot.
-
-    Parameters
-    ----------
-    foreground, template : PIL image, path, or array / tensor (HWC or CHW)
-        Arrays of floats are read in [0, 1], of ``uint8`` in [0, 255].
-    size : int, default=512
-        Side of the guide in pixels.
-    fg_scale : float in (0, 1], default=0.4
-        Longer side of the pasted foreground, as a fraction of ``size``.
-    position : tuple of int, optional
-        Top-left corner ``(x, y)`` of the foreground; default random.
-    random_state : int, RandomState or None, default=None
-        Draws the position.
-
-    Returns
-    -------
-    guide : PIL.Image.Image
-        RGB, ``size x size``.
-    box : tuple of int
-        ``(x, y, width, height)`` of the pasted foreground.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skshortcut.generative import make_guide
-    >>> fg = np.ones((20, 10, 3), dtype="float32")          # a white, tall foreground
-    >>> bg = np.zeros((3, 16, 16), dtype="float32")         # a black template, CHW
-    >>> guide, box = make_guide(fg, bg, size=50, position=(5, 7))
-    >>> guide.size, box
-    ((50, 50), (5, 7, 10, 20))
-    >>> np.asarray(guide)[7:27, 5:15].min(), np.asarray(guide)[30:, 20:].max()
-    (np.uint8(255), np.uint8(0))
-    """
-    size = _check_int(size, "size", 8)
-    fg_scale = _check_unit(fg_scale, "fg_scale")
-    fg = _to_pil(foreground, "`foreground`")
-    guide = _to_pil(template, "`template`").resize((size, size), Image.BICUBIC)
-    side = max(1, int(round(fg_scale * size)))
-    w, h = fg.size
-    scale = side / max(w, h)
-    fw, fh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-    fg = fg.resize((fw, fh), Image.BICUBIC)
-    if position is None:
-        rng = check_random_state(random_state)
-        x, y = int(rng.randint(0, size - fw + 1)), int(rng.randint(0, size - fh + 1))
-    else:
-        try:
-            x, y = (int(v) for v in position)
-        except (TypeError, ValueError):
-            raise ValueError(f"`position` must be a pair of integers (x, y); got {position!r}.") from None
-        if not (0 <= x <= size - fw and 0 <= y <= size - fh):
-            raise ValueError(f"`position={position!r}` puts the {fw}x{fh} foreground outside the {size}x{size} guide.")
-    guide.paste(fg, (x, y))
-    return guide, (x, y, fw, fh)
-
-
-def build_prompt(fg, bg, definition=None, template=D3S_PROMPT):
-    """D3S's text prompt, "a photo of a {fg}, {definition}, {bg}" (section 3.1).
-
-    Without a definition the empty slot and its comma are dropped.
-
-    Examples
-    --------
-    >>> from skshortcut.generative import build_prompt
-    >>> build_prompt("otter", "in a cave", "freshwater carnivorous mammal having webbed and clawed feet")
-    'a photo of a otter, freshwater carnivorous mammal having webbed and clawed feet, in a cave'
-    >>> build_prompt("thatch", "in snow")
-    'a photo of a thatch, in snow'
-    """
-    text = template.format(fg=fg, bg=bg, definition=definition or "")
-    text = re.sub(r"\s*,\s*(,\s*)+", ", ", text)  # an empty slot between commas
-    return re.sub(r"\s+", " ", text).strip().strip(",").strip()
-
-
-# --------------------------------------------------------------------------- checks
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an integer, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
-    return int(value)
-
-
-def _check_unit(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a number in (0, 1], got {value!r}.")
-    if not 0 < value <= 1:
-        raise ValueError(f"`{name}` must be in (0, 1], got {value!r}.")
-    return float(value)
-
-
-def _as_image_lists(mapping, name):
-    """``{label: [images]}`` from a mapping of labels to an image or a sequence of images."""
-    if not hasattr(mapping, "items"):
-        raise TypeError(f"`{name}` must be a mapping from labels to images (or lists of images); got {type(mapping).__name__}.")
-    out = {}
-    for label, images in mapping.items():
-        if isinstance(images, (Image.Image, str, os.PathLike)) or (
-            (isinstance(images, np.ndarray) or hasattr(images, "detach")) and np.ndim(images) in (2, 3)
-        ):
-            images = [images]
-        images = list(images)
-        if not images:
-            raise ValueError(f"`{name}[{label!r}]` holds no image.")
-        out[str(label)] = [_to_pil(img, f"`{name}[{label!r}]`") for img in images]
-    if not out:
-        raise ValueError(f"`{name}` is empty.")
-    if len(out) != len(mapping):
-        raise ValueError(f"`{name}` has labels that coincide once written as text.")
-    return out
 
 
 def _fingerprint(images: dict) -> str:
@@ -234,82 +67,15 @@ def _fingerprint(images: dict) -> str:
     return h.hexdigest()
 
 
-def _read_rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-# --------------------------------------------------------------------------- loading
-def load_generated_shifts(root, *, image_size=None, transform=None):
-    """Load the images and labels written by :meth:`DiffusionShiftGenerator.generate`.
-
-    Parameters
-    ----------
-    root : path-like
-        The output folder (holding ``metadata.csv`` and ``plan.json``).
-    image_size : int, optional
-        Side of the images made by the default transform (resize, then
-        ``ToTensor``); default: the generated size.
-    transform : callable, optional
-        Applied to each RGB PIL image instead of the default.
-
-    Returns
-    -------
-    dataset : skshortcut.datasets.ImageFileDataset
-        Items ``(image, y, group)``; ``y`` is the foreground code and
-        ``spurious`` the background code (names in ``target_names`` and
-        ``spurious_names``), so the dataset is ready for
-        :class:`~skshortcut.WassersteinDisentangler` (``fit(dataset)``) and
-        the group tools. Extra attributes: ``labels`` (``(n, 2)`` array of
-        foreground and background names), ``metadata`` (the CSV rows) and
-        ``root``.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from skshortcut.generative import load_generated_shifts
-    >>> load_generated_shifts(tempfile.mkdtemp())
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: no generated images here: expected ...metadata.csv
-    """
-    from ..datasets import ImageFileDataset
-
-    root = Path(root)
-    meta_path = root / _METADATA_FILE
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"no generated images here: expected {meta_path}")
-    plan = json.loads((root / _PLAN_FILE).read_text()) if (root / _PLAN_FILE).is_file() else {}
-    rows = [r for r in _read_rows(meta_path) if (root / r["file"]).is_file()]
-    unique = {}
-    for r in rows:
-        unique[int(r["id"])] = r  # a re-generated id keeps its last row
-    rows = [unique[i] for i in sorted(unique)]
-    fg_names = plan.get("foregrounds") or sorted({r["fg"] for r in rows})
-    bg_names = plan.get("backgrounds") or sorted({r["bg"] for r in rows})
-    fg_code = {n: i for i, n in enumerate(fg_names)}
-    bg_code = {n: i for i, n in enumerate(bg_names)}
-    if image_size is None:
-        image_size = int(plan.get("settings", {}).get("image_size", 512))
-    dataset = ImageFileDataset(
-        [root / r["file"] for r in rows],
-        y=[fg_code[r["fg"]] for r in rows],
-        spurious=[bg_code[r["bg"]] for r in rows],
-        target_names=fg_names,
-        spurious_names=bg_names,
-        split="all",
-        image_size=image_size,
-        transform=transform,
-    )
-    dataset.labels = np.array([[r["fg"], r["bg"]] for r in rows], dtype=object).reshape(-1, 2)
-    dataset.metadata = rows
-    dataset.root = root
-    return dataset
-
-
 # --------------------------------------------------------------------------- generator
+def _is_image_size(value):
+    return isinstance(value, Integral) and not isinstance(value, bool) and value >= 8 and value % 8 == 0
+
+
+def _is_template(value):
+    return isinstance(value, str) and "{fg}" in value and "{bg}" in value
+
+
 class DiffusionShiftGenerator(BaseEstimator):
     """Generate D3S images: every foreground in every background, by Stable Diffusion img2img.
 
@@ -393,6 +159,25 @@ class DiffusionShiftGenerator(BaseEstimator):
     (4, 'a photo of a cat, a small domesticated feline, in snow', 'a photo of a cat, a small domesticated feline, at night')
     """
 
+    _parameter_constraints = {
+        "pipeline": [str, os.PathLike, callable],
+        "strength": [Interval(Real, 0, 1, closed="right")],
+        "guidance_scale": [Interval(Real, 0, None, closed="left")],
+        "num_inference_steps": [Interval(Integral, 1, None, closed="left")],
+        "fg_scale": [Interval(Real, 0, 1, closed="right")],
+        "image_size": [Satisfies(_is_image_size, "an int >= 8 and a multiple of 8 (the VAE downsamples by 8)")],
+        "prompt_template": [Satisfies(_is_template, "a str with the fields {fg} and {bg}")],
+        "n_per_pair": [Interval(Integral, 1, None, closed="left")],
+        "n_samples": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "save_guides": ["boolean"],
+        "torch_dtype": [torch.dtype, None],
+        "pipeline_kwargs": [dict, None],
+        "device": [DeviceConstraint()],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
     def __init__(
         self,
         pipeline,
@@ -429,27 +214,6 @@ class DiffusionShiftGenerator(BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
-
-    # ------------------------------------------------------------------ checks
-    def _check_params(self):
-        _check_unit(self.strength, "strength")
-        if isinstance(self.guidance_scale, bool) or not isinstance(self.guidance_scale, numbers.Real):
-            raise TypeError(f"`guidance_scale` must be a number, got {self.guidance_scale!r}.")
-        if not self.guidance_scale >= 0:
-            raise ValueError(f"`guidance_scale` must be >= 0, got {self.guidance_scale!r}.")
-        _check_int(self.num_inference_steps, "num_inference_steps", 1)
-        _check_unit(self.fg_scale, "fg_scale")
-        _check_int(self.image_size, "image_size", 8)
-        if self.image_size % 8:
-            raise ValueError(f"`image_size` must be a multiple of 8 (the VAE downsamples by 8), got {self.image_size}.")
-        if not isinstance(self.prompt_template, str) or "{fg}" not in self.prompt_template or "{bg}" not in self.prompt_template:
-            raise ValueError(f"`prompt_template` must be a string with the fields {{fg}} and {{bg}}; got {self.prompt_template!r}.")
-        _check_int(self.n_per_pair, "n_per_pair", 1)
-        if self.n_samples is not None:
-            _check_int(self.n_samples, "n_samples", 1)
-        _check_int(self.batch_size, "batch_size", 1)
-        if self.pipeline_kwargs is not None and not isinstance(self.pipeline_kwargs, dict):
-            raise TypeError(f"`pipeline_kwargs` must be None or a dict, got {type(self.pipeline_kwargs).__name__}.")
 
     def _settings(self):
         return {
@@ -489,7 +253,7 @@ class DiffusionShiftGenerator(BaseEstimator):
             ``fg_height``, and the indices ``fg_index`` and
             ``template_index`` of the images used.
         """
-        self._check_params()
+        self._validate_params()
         fgs = _as_image_lists(foregrounds, "foregrounds")
         bgs = _as_image_lists(backgrounds, "backgrounds")
         return self._make_plan(fgs, bgs, self._definitions(definitions, fgs))
@@ -594,7 +358,7 @@ class DiffusionShiftGenerator(BaseEstimator):
         """
         from tqdm.auto import tqdm
 
-        self._check_params()
+        self._validate_params()
         fgs = _as_image_lists(foregrounds, "foregrounds")
         bgs = _as_image_lists(backgrounds, "backgrounds")
         defs = self._definitions(definitions, fgs)
@@ -693,120 +457,3 @@ class DiffusionShiftGenerator(BaseEstimator):
             image.save(root / job["file"])
             rows.append({**{k: job[k] for k in _COLUMNS if k in job}, "nsfw": "" if flag is None else int(bool(flag))})
         return rows
-
-
-# --------------------------------------------------------------------------- a miniature pipeline
-_TINY_WORDS = (
-    "a", "photo", "of", "in", "on", "at", "the", "snow", "grass", "road", "forest", "water", "cave", "sand",
-    "indoors", "rain", "night", "cat", "dog", "digit",
-)
-
-
-def make_tiny_pipeline(save_to=None, *, random_state=0):
-    """A randomly initialised, miniature ``StableDiffusionImg2ImgPipeline`` (offline).
-
-    Every component is built from a small config in code: a two-level
-    ``UNet2DConditionModel`` (8 and 16 channels), a two-level
-    ``AutoencoderKL``, a two-layer ``CLIPTextModel`` and a ``CLIPTokenizer``
-    over an in-memory vocabulary (letters and a few words), with a
-    ``DDIMScheduler``; no safety checker. Its images are noise, but every
-    step of real generation runs, in milliseconds on a CPU: for tests,
-    examples and timing the machinery.
-
-    Parameters
-    ----------
-    save_to : path-like, optional
-        If given, the pipeline is written there with ``save_pretrained`` (a
-        directory :class:`DiffusionShiftGenerator` can load offline) and the
-        path is returned instead of the object.
-    random_state : int, default=0
-        Seeds the weights.
-
-    Returns
-    -------
-    StableDiffusionImg2ImgPipeline or pathlib.Path
-
-    Examples
-    --------
-    >>> from skshortcut.generative.diffusion import make_tiny_pipeline
-    >>> pipe = make_tiny_pipeline()
-    >>> type(pipe).__name__, list(pipe.vae.config.block_out_channels)
-    ('StableDiffusionImg2ImgPipeline', [8, 16])
-    """
-    import tempfile
-
-    import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    from .._torch import torch_seed
-
-    with torch_seed(random_state):
-        unet = UNet2DConditionModel(
-            block_out_channels=(8, 16),
-            layers_per_block=1,
-            sample_size=8,
-            in_channels=4,
-            out_channels=4,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            cross_attention_dim=16,
-            norm_num_groups=4,
-            attention_head_dim=2,
-        )
-        vae = AutoencoderKL(
-            block_out_channels=(8, 16),
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-            latent_channels=4,
-            norm_num_groups=4,
-            sample_size=64,
-        )
-        vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-        for token in [*"abcdefghijklmnopqrstuvwxyz,.-'0123456789", *_TINY_WORDS]:
-            for piece in (token, token + "</w>"):
-                vocab.setdefault(piece, len(vocab))
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                bos_token_id=0,
-                eos_token_id=1,
-                pad_token_id=1,
-                hidden_size=16,
-                intermediate_size=32,
-                num_attention_heads=2,
-                num_hidden_layers=2,
-                vocab_size=len(vocab),
-                max_position_embeddings=77,
-                layer_norm_eps=1e-5,
-            )
-        )
-    with tempfile.TemporaryDirectory() as tmp:
-        vocab_file, merges_file = Path(tmp) / "vocab.json", Path(tmp) / "merges.txt"
-        vocab_file.write_text(json.dumps(vocab))
-        merges_file.write_text("#version: 0.2\n")
-        tokenizer = CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=77)
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    pipe = StableDiffusionImg2ImgPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    if save_to is None:
-        return pipe
-    path = Path(save_to)
-    pipe.save_pretrained(path)
-    return path

@@ -21,23 +21,23 @@ from __future__ import annotations
 import os
 from numbers import Integral, Real
 
-import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator
 from sklearn.base import ClassifierMixin, TransformerMixin
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._skorch import SKORCH_CONSTRAINTS, ShortcutNet, loss_term_callbacks, training_callbacks
 from .._torch import is_dataset
 from .._validation import check_same_length
+from ._constraints import Satisfies
 from ._critics import critic_objective, extractor_wasserstein, make_critics, wasserstein_terms
 from ._disentanglement_report import disentanglement_report as _disentanglement_report
 from ._extractor import DisentanglerModule, build_extractor, split_sizes
-from ._two_labels import UNKNOWN_BACKGROUND, dataset_labels, label_columns, label_values
+from ._two_labels import UNKNOWN_BACKGROUND, dataset_labels, encode_label_columns, label_columns
 
 __all__ = ["WassersteinDisentangler", "DisentanglerModule", "wasserstein_terms", "UNKNOWN_BACKGROUND"]
 
@@ -45,21 +45,8 @@ __all__ = ["WassersteinDisentangler", "DisentanglerModule", "wasserstein_terms",
 _PAPER_BACKGROUND_FRACTION = 250 / 2048
 
 
-class _AdamBetas(Options):
-    """A scikit-learn parameter constraint: a pair of floats in [0, 1) (Adam's ``betas``)."""
-
-    # scikit-learn takes only its own constraint classes: an ``Options`` whose
-    # membership test checks the pair instead of a fixed set.
-    def __init__(self):
-        super().__init__(object, set())
-
-    def is_satisfied_by(self, val):
-        if not isinstance(val, (tuple, list)) or len(val) != 2:
-            return False
-        return all(isinstance(b, Real) and not isinstance(b, bool) and 0 <= b < 1 for b in val)
-
-    def __str__(self):
-        return "a pair of floats in [0, 1)"
+def _is_betas(value):
+    return len(value) == 2 and all(isinstance(b, Real) and not isinstance(b, bool) and 0 <= b < 1 for b in value)
 
 
 class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, NeuralNet):
@@ -213,7 +200,7 @@ class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, Ne
         "critic_layers": [Interval(Integral, 1, None, closed="left")],
         "critic_negative_slope": [Interval(Real, 0, 1, closed="left")],
         "critic_lr": [Interval(Real, 0, None, closed="neither"), None],
-        "betas": [_AdamBetas()],
+        "betas": [Satisfies(_is_betas, "a pair of floats in [0, 1)")],
         "transform_part": [StrOptions({"fg", "bg", "both"})],
         "weights": [str, os.PathLike, None],
         "extractor_params": [dict, None],
@@ -355,14 +342,9 @@ class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, Ne
         return loss
 
     def critic_loss(self, z, y_true):
-        """Eq. 9 for both critics on fixed features ``z`` (see :func:`._critics.critic_objective`).
+        """Eq. 9 for both critics on fixed features ``z``: ``(loss or None, summed gradient penalties)``.
 
-        Returns
-        -------
-        loss : Tensor or None
-            None when no critic has two samples to compare.
-        gp : float
-            The summed gradient penalties, for the record.
+        See :func:`skshortcut.generative._critics.critic_objective`.
         """
         return critic_objective(self.critic_, *self.module_.split(z), y_true, lambda_gp=self.lambda_gp)
 
@@ -396,23 +378,6 @@ class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, Ne
         self.optimizer_.step()
         return {"loss": loss, "y_pred": y_pred}
 
-    # ------------------------------------------------------------------ labels
-    def _encode_two_labels(self, Y, known):
-        """Fit ``label_encoder_`` (foreground) and ``background_encoder_`` on the known backgrounds.
-
-        Each column goes through the base's ``_encode_labels`` (classification
-        targets, at least two classes); the background is encoded first and
-        its encoder moved aside, so that ``label_encoder_`` is the foreground's.
-        """
-        if known.sum() < 2:
-            raise ValueError("`y` needs at least two distinct known background labels (-1 marks unknown ones).")
-        bg_known = self._encode_labels(label_values(Y[known, 1]), name="y[:, 1] (known backgrounds)")
-        self.background_encoder_, self.n_background_classes_ = self.label_encoder_, self.n_classes_
-        Y_enc = np.full((len(Y), 2), UNKNOWN_BACKGROUND, dtype=np.int64)
-        Y_enc[known, 1] = bg_known
-        Y_enc[:, 0] = self._encode_labels(label_values(Y[:, 0]), name="y[:, 0] (foreground)")
-        return Y_enc
-
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, **fit_params):
         """Train extractor, heads and critics (Eqs. 9-10).
@@ -441,7 +406,7 @@ class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, Ne
             y = dataset_labels(X)
         Y, known = label_columns(y)
         check_same_length(X=X, y=Y)
-        Y_enc = self._encode_two_labels(Y, known)
+        Y_enc = encode_label_columns(self, Y, known)
         with self._seeded():
             super().fit(self._as_skorch_input(X, Y_enc), Y_enc, **fit_params)
         return self
@@ -500,13 +465,40 @@ class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, Ne
         """Background labels from the background head ``w_bg z_bg``."""
         return self.background_classes_[self._outputs(X)[1].argmax(1)]
 
-    def disentanglement_report(self, X, y, **kwargs):
+    def disentanglement_report(self, X, y, *, X_test=None, y_test=None, probe=None, test_size=0.5, random_state=None):
         """Accuracies of linear probes across the feature split: D3S's table 2.
 
-        See :func:`skshortcut.generative._disentanglement_report.disentanglement_report`
-        for the parameters (``X_test``, ``y_test``, ``probe``, ``test_size``,
-        ``random_state``) and the returned ``Bunch`` (``fg_from_fg``,
-        ``bg_from_bg``, ``fg_from_bg``, ``bg_from_fg``, ``chance_fg``,
-        ``chance_bg``, ``n_train``, ``n_test``).
+        Four probes are trained on the frozen features: foreground from
+        ``z_fg`` (high is good), background from ``z_bg`` (high is good),
+        foreground from ``z_bg`` and background from ``z_fg`` (both should be
+        near chance). Samples with an unknown background are left out of the
+        background probes.
+
+        Parameters
+        ----------
+        X : images or Dataset
+            Data to train the probes on (and to test them on, split, when
+            ``X_test`` is not given).
+        y : array-like of shape (n, 2)
+            Foreground and background labels (``-1``: unknown background).
+        X_test, y_test : optional
+            Separate data to measure the probes on.
+        probe : sklearn classifier, optional
+            Cloned for each probe. Default: standardisation then
+            ``LogisticRegression(max_iter=2000)``.
+        test_size : float, default=0.5
+            Share of X held out to score the probes when ``X_test`` is None.
+        random_state : int, RandomState or None, default=None
+            Seeds the split.
+
+        Returns
+        -------
+        report : :class:`~sklearn.utils.Bunch`
+            ``fg_from_fg``, ``bg_from_bg``, ``fg_from_bg``, ``bg_from_fg``
+            (test accuracies), ``chance_fg``, ``chance_bg`` (the accuracy of
+            always predicting the most frequent training label), ``n_train`` and
+            ``n_test``.
         """
-        return _disentanglement_report(self, X, y, **kwargs)
+        return _disentanglement_report(
+            self, X, y, X_test=X_test, y_test=y_test, probe=probe, test_size=test_size, random_state=random_state
+        )
