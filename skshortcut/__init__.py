@@ -9,11 +9,16 @@ from .generative.diffusion import DiffusionShiftGenerator
 from .generative.wasserstein import WassersteinDisentangler
 from .retraining import AFRRetrainer, DFRRetrainer, GroupDRORetrainer, JTTRetrainer, MaskAndCombineRetrainer
 from .metrics import (
+    PseudoGroupScorer,
     group_accuracies,
     group_balanced_accuracy,
     group_balanced_scorer,
     make_group_scorer,
+    make_pseudo_group_scorer,
+    worst_class_accuracy,
+    worst_class_scorer,
     worst_group_accuracy,
+    worst_group_accuracy_ci,
     worst_group_scorer,
 )
 
@@ -38,7 +43,12 @@ __all__ = [
     "group_balanced_scorer",
     "make_group_scorer",
     "worst_group_accuracy",
+    "worst_group_accuracy_ci",
     "worst_group_scorer",
+    "worst_class_accuracy",
+    "worst_class_scorer",
+    "make_pseudo_group_scorer",
+    "PseudoGroupScorer",
     "CFAlignmentScorer",
     "CFRectifier",
     "LatentShift",
