@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from skshortcut import ChromaVAEClassifier
 from skshortcut.datasets import make_colored_digits
-from skshortcut.generative.chroma_vae import _kl_standard_normal
+from skshortcut.generative._chroma_vae_module import kl_standard_normal
 
 
 def hand_written_epochs(module, X, y, *, epochs, batch_size, lr, beta, lambda_, seed):
@@ -44,7 +44,7 @@ def hand_written_epochs(module, X, y, *, epochs, batch_size, lr, beta, lambda_, 
             opt.zero_grad()
             logits, mu, logvar, out = module(xb)
             recon = module.negative_log_likelihood(out, xb)
-            loss = (recon + beta * _kl_standard_normal(mu, logvar)).mean() + lambda_ * ce(logits, yb)
+            loss = (recon + beta * kl_standard_normal(mu, logvar)).mean() + lambda_ * ce(logits, yb)
             loss.backward()
             opt.step()
         times.append(time.perf_counter() - start)

@@ -19,7 +19,8 @@ from sklearn.pipeline import Pipeline
 from torch import nn
 
 from skshortcut import ChromaVAEClassifier
-from skshortcut.generative.chroma_vae import ChromaVAEModule, _kl_standard_normal, default_n_down, latent_split
+from skshortcut.generative._chroma_vae_module import kl_standard_normal
+from skshortcut.generative.chroma_vae import ChromaVAEModule, default_n_down, latent_split
 from skshortcut.nets import ConvDecoder, ConvEncoder
 
 FAST = dict(max_epochs=1, batch_size=32, device="cpu")
@@ -80,8 +81,8 @@ def test_default_n_down_fits_the_image():
 def test_kl_is_nonnegative_and_zero_at_the_prior(mu, logvar):
     n = min(len(mu), len(logvar))
     mu_t, lv_t = torch.tensor([mu[:n]]), torch.tensor([logvar[:n]])
-    assert _kl_standard_normal(mu_t, lv_t).item() >= -1e-6
-    assert _kl_standard_normal(torch.zeros(1, n), torch.zeros(1, n)).item() == pytest.approx(0.0)
+    assert kl_standard_normal(mu_t, lv_t).item() >= -1e-6
+    assert kl_standard_normal(torch.zeros(1, n), torch.zeros(1, n)).item() == pytest.approx(0.0)
 
 
 def test_get_loss_is_equation_2(data):

@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._skorch import SKORCH_CONSTRAINTS, ShortcutNet, loss_term_callbacks, training_callbacks
-from .._torch import _seed_from, is_dataset, iter_batches, n_samples, restore_module_state
+from .._torch import _seed_from, is_dataset, iter_batches, n_samples, restore_module_state, torch_seed
 from ._chroma_vae_module import (
     ChromaVAEModule,
     build_chroma_vae_module,
@@ -41,9 +41,6 @@ from . import _chroma_vae_diagnostics as _diagnostics
 from ._chroma_vae_z2 import BUILTIN_Z2, build_z2_classifier
 
 __all__ = ["ChromaVAEClassifier", "ChromaVAEModule", "latent_split", "default_n_down"]
-
-# the name the tests and earlier releases import
-_kl_standard_normal = kl_standard_normal
 
 
 class ChromaVAEClassifier(ShortcutNet, ClassifierMixin, TransformerMixin, NeuralNet):
@@ -142,10 +139,10 @@ class ChromaVAEClassifier(ShortcutNet, ClassifierMixin, TransformerMixin, Neural
     device : {"auto", "cpu", "cuda", ...}, default="auto"
         ``"auto"`` uses CUDA when present.
     random_state : int, RandomState or None, default=None
-        Seeds the weights, the batch order and the reparameterisation noise
-        (from the seed), the z2-classifier (seed + 1) and the noise of the
-        partial reconstructions (seed + 2 at fit, seed + 3 at predict). The
-        caller's global torch RNG is left as it was.
+        Seeds the weights, the batch order, the reparameterisation noise, the
+        z2-classifier and the noise of the partial reconstructions (one seed
+        each, drawn from ``random_state``). The caller's global torch RNG is
+        left as it was.
     verbose : int, default=0
         ``0`` is silent; ``>= 1`` prints skorch's epoch table (total,
         reconstruction, KL and z1-classifier losses and accuracy) and a
@@ -359,9 +356,13 @@ class ChromaVAEClassifier(ShortcutNet, ClassifierMixin, TransformerMixin, Neural
             )
         y_enc = self._encode_labels(y)
         self.dim_z1_, self.dim_z2_ = latent_split(self.dim_z, self.z_p)
+        # one seed per random stage (VAE, z2-classifier, noise of the partial
+        # reconstructions), drawn from ``random_state``; the VAE's through
+        # ``torch_seed`` as ``_seeded`` does, which takes only offsets of one seed
         seed = _seed_from(self.random_state)
-        self.seeds_ = {"z2": None, "noise": None} if seed is None else {"z2": seed + 1, "noise": seed + 2}
-        with self._seeded():
+        rng = np.random.RandomState(seed)
+        self.seeds_ = {k: None if seed is None else int(rng.randint(0, 2**31 - 1)) for k in ("vae", "z2", "noise")}
+        with torch_seed(self.seeds_["vae"]):
             super().fit(self._as_skorch_input(X, y_enc), y_enc, **fit_params)
         self._fit_z2(X, y_enc)
         return self
