@@ -1,0 +1,132 @@
+"""The input of :class:`~skshortcut.DFRRetrainer`: a feature table, or images embedded by a base model.
+
+Without a base model (``estimator=None``) ``X`` is a feature table, checked by
+scikit-learn's ``validate_data`` (``n_features_in_``, ``feature_names_in_``,
+dense and finite values). With one, ``X`` holds images (checked by
+:func:`~skshortcut._validation.check_images`: 4-D, finite, the shape of fit at
+predict) or a torch Dataset of them, embedded in batches by the base model
+(:func:`~skshortcut.base_model.as_base_model`). Labels must be class labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+
+from .._grouped import GroupedData
+from .._torch import input_shape, is_dataset
+from .._validation import check_images, check_labels, check_same_length
+from ..base_model import as_base_model, unwrap_frozen
+
+__all__ = []
+
+
+def _is_unfitted_net(estimator) -> bool:
+    """A skorch net that is not initialised (never fitted, or re-created by ``clone``)."""
+    return (
+        not isinstance(estimator, nn.Module)
+        and hasattr(estimator, "module")
+        and hasattr(estimator, "initialize")
+        and not getattr(estimator, "initialized_", False)
+    )
+
+
+class _FeaturesOrImages:
+    """Mixin of DFRRetrainer: its ``X`` and ``y`` checked and turned into features.
+
+    Reads the parameters ``estimator``, ``head``, ``device``, ``batch_size``
+    and ``verbose``; sets ``base_model_`` and ``input_shape_`` (images) or
+    ``n_features_in_`` / ``feature_names_in_`` (features).
+    """
+
+    @staticmethod
+    def _check_not_images(X):
+        """Without ``estimator``: refuse what is plainly not a feature table, with a hint."""
+        if is_dataset(X):
+            raise TypeError(
+                f"`X` is a torch Dataset ({type(X).__name__}); without `estimator`, DFRRetrainer expects a 2-D "
+                "feature matrix (n_samples, n_features). To retrain on images, pass the base model as `estimator=`."
+            )
+        ndim = getattr(X, "ndim", None)
+        if isinstance(ndim, int) and ndim > 2:
+            raise ValueError(
+                f"`X` has shape {tuple(X.shape)}; without `estimator`, DFRRetrainer expects a 2-D feature "
+                "matrix (n_samples, n_features). To retrain on images, pass the base model as `estimator=`."
+            )
+        return X.detach().cpu().numpy() if hasattr(X, "detach") else X
+
+    def _check_images(self, X, *, reset):
+        """Images: finite 4-D arrays (:func:`check_images`), or a Dataset; the shape of fit at predict."""
+        if is_dataset(X):
+            if len(X) == 0:
+                raise ValueError("`X` is an empty Dataset; at least one sample is needed.")
+            shape = tuple(int(s) for s in input_shape(X))
+        else:
+            X = check_images(X, "X", expected_shape=None if reset else self.input_shape_)
+            shape = tuple(int(s) for s in X.shape[1:])
+        if reset:
+            self.input_shape_ = shape
+        elif shape != tuple(self.input_shape_):
+            raise ValueError(
+                f"`X` holds images of shape {shape} but DFRRetrainer was fitted on images of shape "
+                f"{tuple(self.input_shape_)}."
+            )
+        return X
+
+    def _base_model(self, X):
+        estimator = unwrap_frozen(self.estimator)
+        if _is_unfitted_net(estimator):
+            frozen = estimator is not self.estimator
+            raise TypeError(
+                f"The {type(estimator).__name__} passed as `estimator` is not fitted. "
+                + (
+                    "Fit it before wrapping it in FrozenEstimator."
+                    if frozen
+                    else "Fit it first. A fitted net becomes an unfitted copy through sklearn.base.clone (as in "
+                    "cross_validate, GridSearchCV or a cloned Pipeline): to keep it, pass "
+                    "`estimator=FrozenEstimator(fitted_net)` (from sklearn.frozen import FrozenEstimator)."
+                )
+            )
+        return as_base_model(self.estimator, X, head=self.head, device=self.device)
+
+    def _embed(self, X):
+        Z = self.base_model_.embed(X, batch_size=self.batch_size, progress=bool(self.verbose))
+        if not np.isfinite(Z).all():
+            raise ValueError(
+                "The base model's embeddings of `X` contain NaN or infinity; check the images (they must be "
+                "finite) and the model."
+            )
+        return Z.astype(np.float64, copy=False)
+
+    def _fit_inputs(self, X, y):
+        """Checked features (embeddings with ``estimator``) and class labels for fit."""
+        if self.estimator is None:
+            self.base_model_ = None
+            Z, y = validate_data(self, self._check_not_images(X), y, accept_sparse=False, dtype=np.float64)
+            y = self._class_labels(y)
+            return Z, y
+        y = self._class_labels(y)
+        X = self._check_images(X, reset=True)
+        check_same_length(X=X, y=y)
+        self.base_model_ = self._base_model(X)
+        return self._embed(X), y
+
+    @staticmethod
+    def _class_labels(y):
+        y = check_labels(y, "y")
+        try:
+            check_classification_targets(y)
+        except ValueError as exc:
+            raise ValueError(f"`y` must hold class labels: {exc}") from exc
+        return y
+
+    def _predict_features(self, X):
+        check_is_fitted(self, "coef_")
+        # only the samples are read: the groups of a GroupedData are not needed to predict
+        if isinstance(X, GroupedData):
+            X = X.X
+        if self.estimator is None:
+            return validate_data(self, self._check_not_images(X), reset=False, accept_sparse=False, dtype=np.float64)
+        return self._embed(self._check_images(X, reset=False))
