@@ -287,7 +287,7 @@ def test_grid_search_snippet_of_the_user_guide_runs(tiny_images):
     with sklearn.config_context():
         exec(compile(code, "exmap.rst", "exec"), namespace)
     search = namespace["search"]
-    assert len(search.cv_results_["mean_test_score"]) == 6
+    assert len(search.cv_results_["mean_test_score"]) == 6 and search.n_splits_ == 3
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
     assert search.best_estimator_.named_steps["groups"].estimator_.estimator is erm
 
