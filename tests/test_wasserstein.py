@@ -250,6 +250,12 @@ def test_integer_labels_beside_text_labels_are_class_labels(toy):
     assert list(wd.background_classes_) == [0, 1] and list(wd.classes_) == ["cat", "dog", "eel"]
 
 
+def test_tags_say_images_and_two_label_columns():
+    tags = WassersteinDisentangler().__sklearn_tags__()
+    assert tags.estimator_type == "classifier" and not tags.input_tags.two_d_array and not tags.input_tags.allow_nan
+    assert tags.target_tags.multi_output and not tags.target_tags.single_output and tags.target_tags.required
+
+
 def test_max_epochs_zero_is_refused(toy):
     X, Y = toy
     with pytest.raises(ValueError, match="max_epochs"):

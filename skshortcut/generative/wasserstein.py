@@ -271,6 +271,11 @@ class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, Ne
     def __sklearn_is_fitted__(self):
         return hasattr(self, "label_encoder_") and getattr(self, "initialized_", False)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output, tags.target_tags.single_output = True, False  # y: (foreground, background)
+        return tags
+
     def __setattr__(self, name, value):
         if name == "extractor":  # a parameter (copied when the net is built), not a torch component of the net
             self.__dict__[name] = value
