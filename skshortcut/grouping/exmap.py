@@ -69,7 +69,11 @@ class ExMapGrouper(BaseGrouper):
     :class:`~skshortcut.GroupedData`: in the paper's workflow
     ``Pipeline([("groups", ExMapGrouper(estimator=erm)), ("clf", DFRRetrainer())])``
     fit on the validation split. New samples (``transform``) are assigned to
-    the fitted clusters and take their *predicted* class.
+    the fitted clusters and take their *predicted* class; ``transform``
+    computes their embeddings at once and their heatmaps and pseudo-groups
+    only when the result's ``groups`` is read, so a pipeline's ``predict``
+    costs one embedding pass. At fit, the heatmaps and the embeddings come
+    from the same forward pass.
 
     Parameters
     ----------
