@@ -32,6 +32,7 @@ from sklearn.utils._param_validation import Interval, Options, validate_paramete
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from ._constraints import Satisfies
 from ._torch import ImageLabelDataset, _seed_from, dataset_targets, input_shape, is_dataset, resolve_device, torch_seed
 from ._validation import check_images, check_labels, check_same_length
 
@@ -45,7 +46,17 @@ __all__ = [
 ]
 
 
-class DeviceConstraint(Options):
+def _is_device(val) -> bool:
+    if val is None or isinstance(val, bool):
+        return False
+    try:
+        resolve_device(val)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def DeviceConstraint():
     """A scikit-learn parameter constraint: ``"auto"`` or anything ``torch.device`` accepts.
 
     Examples
@@ -54,23 +65,7 @@ class DeviceConstraint(Options):
     >>> DeviceConstraint().is_satisfied_by("cpu"), DeviceConstraint().is_satisfied_by("tpu9")
     (True, False)
     """
-
-    # scikit-learn takes only its own constraint classes: an ``Options`` whose
-    # membership test asks torch instead of a fixed set.
-    def __init__(self):
-        super().__init__(object, set())
-
-    def is_satisfied_by(self, val):
-        if val is None or isinstance(val, bool):
-            return False
-        try:
-            resolve_device(val)
-        except (ValueError, TypeError):
-            return False
-        return True
-
-    def __str__(self):
-        return "'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device"
+    return Satisfies(_is_device, "'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device")
 
 
 #: The constraints of skorch's own parameters, shared by every network.
@@ -181,6 +176,22 @@ def loss_term_callbacks(train_terms, valid_terms=()):
     return callbacks
 
 
+def _init_parameter_names(cls) -> frozenset:
+    import inspect
+
+    names = cls.__dict__.get("_init_parameter_names_cache")
+    if names is None:
+        names = frozenset(
+            p.name
+            for klass in cls.__mro__
+            if "__init__" in klass.__dict__
+            for p in inspect.signature(klass.__dict__["__init__"]).parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"
+        )
+        type.__setattr__(cls, "_init_parameter_names_cache", names)
+    return names
+
+
 class ShortcutNet(AutoDeviceMixin):
     """Mixin base of the package's skorch estimators (put it first in the bases).
 
@@ -220,6 +231,15 @@ class ShortcutNet(AutoDeviceMixin):
     @virtual_params_.setter
     def virtual_params_(self, value):
         self.__dict__["_virtual_params"] = value
+
+    def __setattr__(self, name, value):
+        # A constructor parameter holding a torch module (a template copied when the net is
+        # built: an extractor, an encoder) is a parameter, not a component of the net; skorch's
+        # own ``__setattr__`` would refuse it once ``initialized_`` exists.
+        if name in _init_parameter_names(type(self)):
+            self.__dict__[name] = value
+            return
+        super().__setattr__(name, value)
 
     def _get_param_names(self):
         # skorch lists every instance attribute not ending in "_" (``_params_to_validate``
@@ -327,10 +347,25 @@ class ShortcutNet(AutoDeviceMixin):
         return X
 
     # ------------------------------------------------------------------ seeds
-    def _seeded(self, offset: int = 0):
-        """Context manager seeding torch from ``random_state`` (plus ``offset``), restoring the caller's RNG."""
-        seed = _seed_from(self.random_state)
-        return torch_seed(None if seed is None else seed + offset)
+    def _seeded(self, offset: int = 0, *, seed=None):
+        """Context manager seeding torch, restoring the caller's RNG after.
+
+        The seed is ``random_state``'s plus ``offset``, or ``seed`` when given (an
+        estimator with several random stages draws one seed per stage).
+        """
+        if seed is None:
+            seed = _seed_from(self.random_state)
+            seed = None if seed is None else seed + offset
+        return torch_seed(seed)
+
+    def forward_iter(self, X, training=False, device="cpu"):
+        # skorch's DataLoader draws a seed from the caller's global torch RNG on every pass;
+        # inference must leave the caller's RNG as it was.
+        if training:
+            yield from super().forward_iter(X, training=training, device=device)
+            return
+        with torch.random.fork_rng(devices=[]):
+            yield from super().forward_iter(X, training=training, device=device)
 
     # ------------------------------------------------------------------ sklearn
     @property

@@ -374,6 +374,7 @@ def as_base_model(estimator, X=None, *, head: str | None = None, device="auto") 
     >>> as_base_model(SmallCNN(n_classes=3), torch.zeros(2, 3, 8, 8), device="cpu").head_name
     'fc'
     """
+    given = estimator
     estimator = unwrap_frozen(estimator)
     classes = None
     if isinstance(estimator, nn.Module):
@@ -382,7 +383,16 @@ def as_base_model(estimator, X=None, *, head: str | None = None, device="auto") 
         module = estimator.module_
         classes = getattr(estimator, "classes_", None)
     elif hasattr(estimator, "module") and not getattr(estimator, "initialized_", False):
-        raise TypeError(f"The {type(estimator).__name__} passed as `estimator` is not fitted; fit it first.")
+        if estimator is not given:
+            raise TypeError(
+                f"The {type(estimator).__name__} in the FrozenEstimator passed as `estimator` is not fitted; "
+                "fit it before wrapping it."
+            )
+        raise TypeError(
+            f"The {type(estimator).__name__} passed as `estimator` is not fitted. Fit it first. A fitted net becomes "
+            "an unfitted copy through sklearn.base.clone (as in cross_validate, GridSearchCV or a cloned Pipeline): "
+            "to keep it, pass `estimator=FrozenEstimator(fitted_net)` (from sklearn.frozen import FrozenEstimator)."
+        )
     else:
         raise TypeError(
             "`estimator` must be a fitted skorch net, a torch.nn.Module (either may be wrapped in "

@@ -195,7 +195,7 @@ def test_on_images_through_a_torch_base_model(tiny_images):
         p = torch.softmax(net(torch.as_tensor(X)), 1).double().numpy()[np.arange(len(y)), y]
         net.train()
     np.testing.assert_allclose(afr.sample_weight_, afr_weights(p, y, 2.0), rtol=1e-5)
-    assert afr.n_features_in_ == net.fc.in_features
+    assert afr.coef_.shape[1] == net.fc.in_features and afr.input_shape_ == X.shape[1:]
     assert afr.predict(X).shape == (len(X),)
     assert net.training  # untouched
 

@@ -428,7 +428,7 @@ def test_a_cloned_fitted_net_asks_for_frozen_estimator(fitted_erm, tiny_images):
         DFRRetrainer(clone(fitted_erm), device="cpu").fit(X, y, groups=y)
     with pytest.raises(TypeError, match=r"FrozenEstimator\(fitted_net\)"):
         cross_validate(DFRRetrainer(fitted_erm, device="cpu", Cs=[1.0]), X, y, params={"groups": y}, cv=2, error_score="raise")
-    with pytest.raises(TypeError, match="Fit it before wrapping it in FrozenEstimator"):
+    with pytest.raises(TypeError, match="in the FrozenEstimator passed as `estimator` is not fitted"):
         DFRRetrainer(FrozenEstimator(clone(fitted_erm)), device="cpu").fit(X, y, groups=y)
 
 

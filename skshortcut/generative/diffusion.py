@@ -41,7 +41,7 @@ from sklearn.utils._param_validation import Interval
 
 from .._skorch import DeviceConstraint
 from .._torch import resolve_device
-from ._constraints import Satisfies
+from .._constraints import Satisfies
 from ._guides import D3S_BACKGROUNDS, D3S_PROMPT, _as_image_lists, _to_pil, build_prompt, make_guide
 from ._shift_files import _COLUMNS, _METADATA_FILE, _PLAN_FILE, _read_rows, load_generated_shifts
 from ._tiny_pipeline import make_tiny_pipeline

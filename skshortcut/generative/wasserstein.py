@@ -33,7 +33,7 @@ from torch import nn
 from .._skorch import SKORCH_CONSTRAINTS, ShortcutNet, loss_term_callbacks, training_callbacks
 from .._torch import is_dataset
 from .._validation import check_same_length
-from ._constraints import Satisfies
+from .._constraints import Satisfies
 from ._critics import critic_objective, extractor_wasserstein, make_critics, wasserstein_terms
 from ._disentanglement_report import disentanglement_report as _disentanglement_report
 from ._extractor import DisentanglerModule, build_extractor, split_sizes
@@ -275,12 +275,6 @@ class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, Ne
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output, tags.target_tags.single_output = True, False  # y: (foreground, background)
         return tags
-
-    def __setattr__(self, name, value):
-        if name == "extractor":  # a parameter (copied when the net is built), not a torch component of the net
-            self.__dict__[name] = value
-            return
-        super().__setattr__(name, value)
 
     @property
     def _default_callbacks(self):

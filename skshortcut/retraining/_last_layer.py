@@ -29,9 +29,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from .._grouped import unpack_grouped
+from .._grouped import GroupedData, unpack_grouped
 from .._validation import check_labels, check_same_length
-from ..base_model import as_base_model, class_to_logit, unwrap_frozen
+from ..base_model import class_to_logit, unwrap_frozen
+from ._inputs import _FeaturesOrImages
 
 __all__ = ["LastLayerRetrainer", "fit_linear_head", "softmax"]
 
@@ -148,7 +149,7 @@ def fit_linear_head(
     return W.detach().numpy().copy(), b.detach().numpy().copy()
 
 
-class LastLayerRetrainer(ClassifierMixin, BaseEstimator):
+class LastLayerRetrainer(_FeaturesOrImages, ClassifierMixin, BaseEstimator):
     """Shared base of the last-layer retrainers (not an estimator of its own).
 
     Subclasses store ``estimator``, ``head``, ``batch_size`` and ``device``
@@ -193,35 +194,21 @@ class LastLayerRetrainer(ClassifierMixin, BaseEstimator):
         )
 
     def _features(self, X, *, fitting, return_logits=False):
-        """Embeddings of images through the base model, or the validated feature matrix."""
-        X, _ = unpack_grouped(X)
+        """Embeddings of images through the base model, or the validated feature matrix.
+
+        At predict only the samples of a GroupedData are read, never its groups.
+        """
+        if isinstance(X, GroupedData):
+            X = X.X
         if self._estimator_kind() == "torch":
+            X = self._check_images(X, reset=fitting)
             if fitting:
-                self.base_model_ = as_base_model(self.estimator, X, head=self.head, device=self.device)
-            out = self.base_model_.embed(
-                X, batch_size=self.batch_size, progress=bool(getattr(self, "verbose", 0)), return_logits=return_logits
-            )
-            if fitting:
-                Z = out[0] if return_logits else out
-                self.n_features_in_ = Z.shape[1]
-            elif (out[0] if return_logits else out).shape[1] != self.n_features_in_:
-                raise ValueError(f"The base model's embeddings changed width; the model was fit on {self.n_features_in_}.")
-            return out
+                self.base_model_ = self._base_model(X)
+            return self._embed(X, return_logits=return_logits)
         if fitting:
             self.base_model_ = None
-        if hasattr(X, "detach"):
-            X = X.detach().cpu().numpy()
-        ndim = getattr(X, "ndim", None)
-        if ndim is None and hasattr(X, "__len__"):
-            ndim = np.ndim(np.asarray(X, dtype=object)) if len(X) else 2
-        if ndim is not None and ndim != 2:
-            raise ValueError(
-                f"`X` has {ndim} dimensions; without a torch base model as `estimator`, "
-                f"{type(self).__name__} expects a 2-D feature matrix (n_samples, n_features). To retrain on "
-                "images, pass the base model as `estimator=`."
-            )
-        Z = validate_data(self, X, reset=fitting, dtype=np.float64)
-        return Z
+        X = self._check_not_images(X)
+        return validate_data(self, X, reset=fitting, dtype=np.float64)
 
     def _fit_inputs(self, X, y, groups, *, base_logits=None, need_proba=False):
         """Validate the fit data; set ``classes_``, ``init_coef_``, ``init_intercept_``.

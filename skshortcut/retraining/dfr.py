@@ -25,7 +25,7 @@ from .._skorch import DeviceConstraint
 from .._validation import check_same_length
 from ..base_model import predicted_index
 from ..metrics import worst_group_accuracy
-from ._dfr_input import _FeaturesOrImages
+from ._inputs import _FeaturesOrImages
 from ._l1_logistic import coef_and_intercept, fit_l1_logistic, l1_logistic, n_iter
 
 __all__ = ["DFRRetrainer", "fit_l1_logistic"]

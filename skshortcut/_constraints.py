@@ -2,8 +2,8 @@
 
 scikit-learn's parameter validation takes only its own constraint classes;
 :class:`Satisfies` is an ``Options`` whose membership test is a predicate
-(a multiple of 8, a template with given fields, a pair of numbers), with a
-description for the error message.
+(a multiple of 8, a template with given fields, a pair of numbers, a device
+torch knows), with a description for the error message.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class Satisfies(Options):
     Examples
     --------
     >>> from sklearn.utils._param_validation import validate_parameter_constraints
-    >>> from skshortcut.generative._constraints import Satisfies
+    >>> from skshortcut._constraints import Satisfies
     >>> even = Satisfies(lambda v: isinstance(v, int) and v % 2 == 0, "an even integer")
     >>> even.is_satisfied_by(4), even.is_satisfied_by(3)
     (True, False)

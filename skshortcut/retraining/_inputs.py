@@ -1,4 +1,7 @@
-"""The input of :class:`~skshortcut.DFRRetrainer`: a feature table, or images embedded by a base model.
+"""The input of the last-layer retrainers: a feature table, or images embedded by a base model.
+
+Shared by :class:`~skshortcut.DFRRetrainer` and the retrainers built on
+:class:`~skshortcut.retraining._last_layer.LastLayerRetrainer` (AFR, JTT, Group DRO).
 
 Without a base model (``estimator=None``) ``X`` is a feature table, checked by
 scikit-learn's ``validate_data`` (``n_features_in_``, ``feature_names_in_``,
@@ -13,46 +16,34 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
-from torch import nn
 
 from .._grouped import GroupedData
 from .._torch import input_shape, is_dataset
 from .._validation import check_images, check_labels, check_same_length
-from ..base_model import as_base_model, unwrap_frozen
+from ..base_model import as_base_model
 
 __all__ = []
 
 
-def _is_unfitted_net(estimator) -> bool:
-    """A skorch net that is not initialised (never fitted, or re-created by ``clone``)."""
-    return (
-        not isinstance(estimator, nn.Module)
-        and hasattr(estimator, "module")
-        and hasattr(estimator, "initialize")
-        and not getattr(estimator, "initialized_", False)
-    )
-
-
 class _FeaturesOrImages:
-    """Mixin of DFRRetrainer: its ``X`` and ``y`` checked and turned into features.
+    """Mixin of the retrainers: their ``X`` and ``y`` checked and turned into features.
 
     Reads the parameters ``estimator``, ``head``, ``device``, ``batch_size``
     and ``verbose``; sets ``base_model_`` and ``input_shape_`` (images) or
     ``n_features_in_`` / ``feature_names_in_`` (features).
     """
 
-    @staticmethod
-    def _check_not_images(X):
+    def _check_not_images(self, X):
         """Without ``estimator``: refuse what is plainly not a feature table, with a hint."""
         if is_dataset(X):
             raise TypeError(
-                f"`X` is a torch Dataset ({type(X).__name__}); without `estimator`, DFRRetrainer expects a 2-D "
+                f"`X` is a torch Dataset ({type(X).__name__}); without `estimator`, {type(self).__name__} expects a 2-D "
                 "feature matrix (n_samples, n_features). To retrain on images, pass the base model as `estimator=`."
             )
         ndim = getattr(X, "ndim", None)
         if isinstance(ndim, int) and ndim > 2:
             raise ValueError(
-                f"`X` has shape {tuple(X.shape)}; without `estimator`, DFRRetrainer expects a 2-D feature "
+                f"`X` has shape {tuple(X.shape)}; without `estimator`, {type(self).__name__} expects a 2-D feature "
                 "matrix (n_samples, n_features). To retrain on images, pass the base model as `estimator=`."
             )
         return X.detach().cpu().numpy() if hasattr(X, "detach") else X
@@ -70,35 +61,26 @@ class _FeaturesOrImages:
             self.input_shape_ = shape
         elif shape != tuple(self.input_shape_):
             raise ValueError(
-                f"`X` holds images of shape {shape} but DFRRetrainer was fitted on images of shape "
+                f"`X` holds images of shape {shape} but {type(self).__name__} was fitted on images of shape "
                 f"{tuple(self.input_shape_)}."
             )
         return X
 
     def _base_model(self, X):
-        estimator = unwrap_frozen(self.estimator)
-        if _is_unfitted_net(estimator):
-            frozen = estimator is not self.estimator
-            raise TypeError(
-                f"The {type(estimator).__name__} passed as `estimator` is not fitted. "
-                + (
-                    "Fit it before wrapping it in FrozenEstimator."
-                    if frozen
-                    else "Fit it first. A fitted net becomes an unfitted copy through sklearn.base.clone (as in "
-                    "cross_validate, GridSearchCV or a cloned Pipeline): to keep it, pass "
-                    "`estimator=FrozenEstimator(fitted_net)` (from sklearn.frozen import FrozenEstimator)."
-                )
-            )
         return as_base_model(self.estimator, X, head=self.head, device=self.device)
 
-    def _embed(self, X):
-        Z = self.base_model_.embed(X, batch_size=self.batch_size, progress=bool(self.verbose))
+    def _embed(self, X, *, return_logits=False):
+        out = self.base_model_.embed(
+            X, batch_size=self.batch_size, progress=bool(self.verbose), return_logits=return_logits
+        )
+        Z = out[0] if return_logits else out
         if not np.isfinite(Z).all():
             raise ValueError(
                 "The base model's embeddings of `X` contain NaN or infinity; check the images (they must be "
                 "finite) and the model."
             )
-        return Z.astype(np.float64, copy=False)
+        Z = Z.astype(np.float64, copy=False)
+        return (Z, out[1]) if return_logits else Z
 
     def _fit_inputs(self, X, y):
         """Checked features (embeddings with ``estimator``) and class labels for fit."""
