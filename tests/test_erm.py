@@ -84,7 +84,7 @@ def test_bad_input():
         ERMClassifier().fit(np.zeros((4, 3, 8, 8), "float32"), [1, 1, 1, 1])
     with pytest.raises(ValueError, match="Inconsistent numbers of samples"):
         ERMClassifier().fit(np.zeros((4, 3, 8, 8), "float32"), [0, 1])
-    with pytest.raises(ValueError, match="`architecture` must be one of"):
+    with pytest.raises(ValueError, match="Unknown `architecture` .vgg.. Closest: .vgg19."):
         build_classifier("vgg", (3, 8, 8), 2)
 
 
@@ -99,3 +99,13 @@ def test_resnet_option_with_local_weights(tmp_path):
     assert torch.equal(net.conv1.weight, state["conv1.weight"])
     with pytest.raises(FileNotFoundError, match="not found"):
         build_classifier("resnet18", (3, 32, 32), 3, weights=tmp_path / "missing.pt")
+
+
+def test_predict_leaves_the_callers_torch_rng_alone(tiny_images):
+    X, y = tiny_images
+    clf = ERMClassifier(max_epochs=1, random_state=0, device="cpu").fit(X, y)
+    state = torch.get_rng_state()
+    clf.predict(X)
+    clf.predict_proba(X)
+    clf.decision_function(X)
+    assert torch.equal(torch.get_rng_state(), state)
