@@ -2,8 +2,10 @@
 
 Empirical risk minimisation with sane defaults, as a skorch
 ``NeuralNetClassifier``: cross-entropy on logits, AdamW, a small CNN sized to
-the input (or a torchvision ResNet), a stratified validation split with early
-stopping that restores the best epoch, and ``random_state``.
+the input (or any backbone of :func:`~skshortcut.nets.build_classifier`), a
+stratified validation split with early stopping that restores the best epoch,
+and ``random_state``. The papers' recipes (fine-tuning a pretrained network,
+training the head of a frozen one) are presets of the same estimator.
 """
 
 from __future__ import annotations
@@ -14,17 +16,79 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EpochScoring
+from skorch.callbacks import EpochScoring, LRScheduler
 from skorch.dataset import ValidSplit
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
+from torchvision.models import WeightsEnum
 
 from ._skorch import SKORCH_CONSTRAINTS, ShortcutNet, training_callbacks
 from ._torch import _seed_from
+from .backbones import check_backbone_name
+from .base_model import find_last_layer, module_device
 from .nets import build_classifier
 
-__all__ = ["ERMClassifier"]
+__all__ = ["ERMClassifier", "RECIPES", "crop_flip"]
+
+#: The training recipes, by name. ``"scratch"`` is the package's default for a
+#: network trained from scratch. ``"finetune"`` is the DFR authors' ERM recipe
+#: for ImageNet-pretrained networks (Kirichenko et al., 2023; Izmailov et al.,
+#: 2022, whose code builds on DFR's: its README's Waterbirds command,
+#: ``--init_lr=3e-3 --weight_decay=1e-4 --batch_size=32
+#: --scheduler=cosine_lr_scheduler --data_transform=AugWaterbirdsCelebATransform``,
+#: SGD with ``--momentum_decay`` 0.9; the ExMap paper's appendix lists the same
+#: values). ``"head_only"`` trains the head of a frozen backbone with the same
+#: optimiser and no augmentation (DFR embeds without augmentation).
+RECIPES = {
+    "scratch": {"optimizer": torch.optim.AdamW, "lr": 1e-3, "batch_size": 128, "momentum": None,
+                "weight_decay": None, "augment": False, "lr_schedule": "constant", "freeze_backbone": False},
+    "finetune": {"optimizer": torch.optim.SGD, "lr": 3e-3, "batch_size": 32, "momentum": 0.9,
+                 "weight_decay": 1e-4, "augment": "crop_flip", "lr_schedule": "cosine", "freeze_backbone": False},
+    "head_only": {"optimizer": torch.optim.SGD, "lr": 3e-3, "batch_size": 32, "momentum": 0.9,
+                  "weight_decay": 1e-4, "augment": False, "lr_schedule": "cosine", "freeze_backbone": True},
+}
+
+
+def crop_flip(image_size):
+    """The DFR authors' training augmentation: random resized crop and horizontal flip.
+
+    ``RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(3/4, 4/3))`` then
+    ``RandomHorizontalFlip()`` (``AugWaterbirdsCelebATransform`` of the DFR
+    authors' code, ``data/data_transforms.py``), on one image tensor
+    ``(channels, height, width)``, cropped back to its own size.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skshortcut.erm import crop_flip
+    >>> crop_flip((16, 16))(torch.rand(3, 16, 16)).shape
+    torch.Size([3, 16, 16])
+    """
+    from torchvision.transforms import v2
+
+    return v2.Compose([
+        v2.RandomResizedCrop(tuple(image_size), scale=(0.7, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
+        v2.RandomHorizontalFlip(),
+    ])
+
+
+class _Augmented(torch.utils.data.Dataset):
+    """The training items of ``dataset`` with ``transform`` applied to their image."""
+
+    def __init__(self, dataset, transform):
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        x, *rest = self.dataset[i]
+        return (self.transform(torch.as_tensor(np.asarray(x))), *rest)
+
+
+_DEFAULTS = {"optimizer": torch.optim.AdamW, "lr": 1e-3, "batch_size": 128}
 
 
 def _encoded_accuracy(net, X, y):
@@ -37,18 +101,53 @@ class ERMClassifier(ShortcutNet, NeuralNetClassifier):
 
     Parameters
     ----------
-    module : {"cnn", "resnet18", "resnet34", "resnet50"}, nn.Module class or instance, default="cnn"
-        ``"cnn"`` builds a :class:`~skshortcut.nets.SmallCNN` sized to the
-        input and the number of classes; the ResNets come from torchvision
-        with ``weights=None`` (or ``weights=`` a local file). A module class
-        is instantiated with the ``module__*`` parameters, as in skorch.
-    weights : str or Path, optional
-        Local state-dict file for a ResNet backbone; never downloaded.
+    module : str, nn.Module class or instance, default="cnn"
+        A backbone name of :func:`~skshortcut.nets.build_classifier`, built
+        for the data's shape and classes: ``"cnn"`` (a
+        :class:`~skshortcut.nets.SmallCNN`), any torchvision classification
+        architecture (``"resnet50"``, ``"efficientnet_b0"``, ...),
+        ``"efficientnet_lite0"`` or ``"timm:<name>"``; its options go in
+        ``module__*`` (``module__image_size=64``). A module class is
+        instantiated with the ``module__*`` parameters, as in skorch.
+    weights : str, torchvision weights enum member or path, optional
+        The backbone's pretrained weights (``"DEFAULT"``,
+        ``"IMAGENET1K_V1"``, an enum member or a local state-dict file; see
+        :func:`~skshortcut.nets.build_classifier`); their normalisation is
+        applied inside the module, so ``X`` stays in [0, 1].
+    recipe : {"scratch", "finetune", "head_only"} or None, default=None
+        A preset (:data:`RECIPES`) for the parameters left at their
+        defaults: ``optimizer``, ``lr``, ``batch_size`` (when equal to the
+        defaults below) and ``momentum``, ``weight_decay``, ``augment``,
+        ``lr_schedule``, ``freeze_backbone`` (when ``None``). ``None`` is
+        ``"scratch"``: AdamW, lr 1e-3, batch 128, no augmentation.
+        ``"finetune"``: the DFR authors' recipe for an ImageNet-pretrained
+        network (SGD, momentum 0.9, weight decay 1e-4, lr 3e-3, batch 32,
+        cosine schedule, random resized crop and flip; Kirichenko et al.,
+        2023, and Izmailov et al., 2022, code). ``"head_only"``: the same
+        optimiser on the head of a frozen backbone, without augmentation.
     criterion : torch loss class, default=torch.nn.CrossEntropyLoss
         The module returns logits, so the default is cross-entropy (skorch's
         own default, NLLLoss, expects probabilities).
     optimizer : torch optimizer class, default=torch.optim.AdamW
     lr : float, default=1e-3
+    momentum : float, optional
+        ``optimizer__momentum`` (SGD); ``None``: the recipe's.
+    weight_decay : float, optional
+        ``optimizer__weight_decay``; ``None``: the recipe's (or the
+        optimizer's own default).
+    augment : "crop_flip", callable, False or None, default=None
+        Augmentation of the training batches only (never validation or
+        prediction): ``"crop_flip"`` is :func:`crop_flip`; a callable maps one
+        image tensor ``(channels, height, width)`` to another; ``False``
+        none; ``None`` the recipe's.
+    lr_schedule : {"constant", "cosine"} or None, default=None
+        ``"cosine"``: cosine annealing over ``max_epochs`` (skorch's
+        ``LRScheduler``); ``None``: the recipe's.
+    freeze_backbone : bool or None, default=None
+        Train only the head (the last ``nn.Linear`` in forward order): every
+        other parameter has ``requires_grad=False``, the optimizer sees only
+        the head's, and the backbone stays in eval mode (BatchNorm
+        statistics and dropout untouched). ``None``: the recipe's.
     max_epochs : int, default=20
     batch_size : int, default=128
     validation_fraction : float, default=0.1
@@ -79,6 +178,10 @@ class ERMClassifier(ShortcutNet, NeuralNetClassifier):
         The trained network.
     input_shape_ : tuple
         Shape of one input sample.
+    recipe_ : dict
+        The training settings used: the recipe's, with the parameters set.
+    head_name_ : str
+        Dotted name of the head inside ``module_`` (when the backbone is frozen).
 
     Examples
     --------
@@ -93,8 +196,15 @@ class ERMClassifier(ShortcutNet, NeuralNetClassifier):
 
     _parameter_constraints = {
         **SKORCH_CONSTRAINTS,
-        "module": [StrOptions({"cnn", "resnet18", "resnet34", "resnet50"}), nn.Module, type],
-        "weights": [str, os.PathLike, None],
+        # names are checked by the backbone registry in ``_check_params`` (closest names listed)
+        "module": [str, nn.Module, type],
+        "weights": [str, os.PathLike, WeightsEnum, None],
+        "recipe": [StrOptions(set(RECIPES)), None],
+        "momentum": [Interval(Real, 0, 1, closed="both"), None],
+        "weight_decay": [Interval(Real, 0, None, closed="left"), None],
+        "augment": [StrOptions({"crop_flip"}), callable, Options(bool, {False}), None],
+        "lr_schedule": [StrOptions({"constant", "cosine"}), None],
+        "freeze_backbone": ["boolean", None],
         "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "train_split": [callable, None],
@@ -105,9 +215,15 @@ class ERMClassifier(ShortcutNet, NeuralNetClassifier):
         module="cnn",
         *,
         weights=None,
+        recipe=None,
         criterion=torch.nn.CrossEntropyLoss,
         optimizer=torch.optim.AdamW,
         lr=1e-3,
+        momentum=None,
+        weight_decay=None,
+        augment=None,
+        lr_schedule=None,
+        freeze_backbone=None,
         max_epochs=20,
         batch_size=128,
         validation_fraction=0.1,
@@ -131,9 +247,44 @@ class ERMClassifier(ShortcutNet, NeuralNetClassifier):
             **kwargs,
         )
         self.weights = weights
+        self.recipe = recipe
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.augment = augment
+        self.lr_schedule = lr_schedule
+        self.freeze_backbone = freeze_backbone
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.random_state = random_state
+
+    # ------------------------------------------------------------------ recipe
+    def _check_params(self):
+        super()._check_params()
+        if isinstance(self.module, str):
+            check_backbone_name(self.module, "module")
+        elif self.weights is not None:
+            raise ValueError("`weights` applies to a backbone given by name (`module='resnet50'`, ...); a module "
+                             "instance or class loads its own.")
+
+    def _resolve_recipe(self) -> dict:
+        """The training settings: the recipe's, overridden by the parameters the user set."""
+        recipe = RECIPES[self.recipe or "scratch"]
+        resolved = dict(recipe)
+        for name, default in _DEFAULTS.items():
+            value = getattr(self, name)
+            if value is not default and value != default:
+                resolved[name] = value
+        if resolved["optimizer"] is not recipe["optimizer"]:  # the recipe's SGD settings are for its SGD only
+            resolved["momentum"] = resolved["weight_decay"] = None
+        for name in ("momentum", "weight_decay", "augment", "lr_schedule", "freeze_backbone"):
+            if getattr(self, name) is not None:
+                resolved[name] = getattr(self, name)
+        return resolved
+
+    def initialize(self):
+        self._check_params()
+        self.recipe_ = self._resolve_recipe()
+        return super().initialize()
 
     # ------------------------------------------------------------------ skorch hooks
     @property
@@ -145,7 +296,15 @@ class ERMClassifier(ShortcutNet, NeuralNetClassifier):
             for name, cb in super()._default_callbacks
         ]
         has_validation = self.train_split is not None or bool(self.validation_fraction)
-        return callbacks + training_callbacks(verbose=self.verbose, patience=self.patience, has_validation=has_validation)
+        callbacks += training_callbacks(verbose=self.verbose, patience=self.patience, has_validation=has_validation)
+        try:  # read by skorch's ``get_params`` too, where a parameter may still hold anything
+            cosine = self._resolve_recipe()["lr_schedule"] == "cosine"
+        except (KeyError, TypeError):
+            cosine = False
+        if cosine:
+            epochs = self.max_epochs if isinstance(self.max_epochs, Integral) else 1
+            callbacks.append(("lr_scheduler", LRScheduler(policy="CosineAnnealingLR", T_max=epochs)))
+        return callbacks
 
     def initialize_module(self):
         if isinstance(self.module, str):
@@ -153,8 +312,61 @@ class ERMClassifier(ShortcutNet, NeuralNetClassifier):
                 raise RuntimeError("The default architectures are sized to the data: call fit, not initialize.")
             kwargs = self.get_params_for("module")
             self.module_ = build_classifier(self.module, self.input_shape_, self.n_classes_, weights=self.weights, **kwargs)
-            return self
-        return super().initialize_module()
+        else:
+            super().initialize_module()
+        self.head_name_ = None
+        if self._resolve_recipe()["freeze_backbone"]:
+            self._freeze_backbone()
+        return self
+
+    def _freeze_backbone(self):
+        """``requires_grad=False`` on everything but the head (the last nn.Linear in forward order)."""
+        if not hasattr(self, "input_shape_"):
+            raise RuntimeError("Finding the head to train needs the data's shape: call fit, not initialize.")
+        example = torch.zeros(2, *self.input_shape_, device=module_device(self.module_))
+        self.head_name_, head = find_last_layer(
+            self.module_, example, nn.Linear, hint="; freeze_backbone=True trains the last linear layer only."
+        )
+        head_params = {id(p) for p in head.parameters()}
+        for p in self.module_.parameters():
+            p.requires_grad_(id(p) in head_params)
+
+    def get_all_learnable_params(self):
+        # a frozen backbone's parameters never reach the optimizer
+        for name, param in super().get_all_learnable_params():
+            if param.requires_grad:
+                yield name, param
+
+    def _set_training(self, training=True):
+        super()._set_training(training)
+        if training and getattr(self, "head_name_", None) is not None:
+            # the frozen backbone runs in eval mode: BatchNorm statistics and dropout untouched
+            self.module_.eval()
+            self.module_.get_submodule(self.head_name_).train()
+
+    def initialize_optimizer(self, triggered_directly=None):
+        recipe = self._resolve_recipe()
+        args, kwargs = self.get_params_for_optimizer("optimizer", self.get_all_learnable_params())
+        if "lr" not in self.get_params_for("optimizer"):
+            kwargs["lr"] = recipe["lr"]
+        for name in ("momentum", "weight_decay"):
+            if recipe[name] is not None:
+                kwargs.setdefault(name, recipe[name])
+        self.optimizer_ = recipe["optimizer"](*args, **kwargs)
+        return self
+
+    def get_iterator(self, dataset, training=False):
+        recipe = self._resolve_recipe()
+        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
+        iterator = self.iterator_train if training else self.iterator_valid
+        kwargs.setdefault("batch_size", recipe["batch_size"])
+        if kwargs["batch_size"] == -1:
+            kwargs["batch_size"] = len(dataset)
+        augment = recipe["augment"]
+        if training and augment is not False:
+            transform = crop_flip(self.input_shape_[1:]) if augment == "crop_flip" else augment
+            dataset = _Augmented(dataset, transform)
+        return iterator(dataset, **kwargs)
 
     def get_split_datasets(self, X, y=None, **fit_params):
         if self.train_split is not None or not self.validation_fraction:
