@@ -17,5 +17,5 @@ def test_cf_alignment_example_runs_and_finds_the_shortcut(tmp_path, monkeypatch,
     table = ns["table"]
     # the biased classifier follows the bottom digit, the top-digit classifier does not
     assert table["biased", "bottom"] - table["top", "bottom"] > 0.15  # measured 0.24
-    assert ns["before"] - abs(ns["after"]) > 0.1  # measured 0.29 -> 0.03
+    assert ns["before"] - abs(ns["after"]) > 0.1  # measured 0.25 -> 0.05 (beta -0.29)
     assert ns["fixed"].beta_ < 0

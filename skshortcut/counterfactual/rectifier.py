@@ -52,6 +52,15 @@ class CFRectifier(KeepsFittedParts, ClassifierMixin, BaseEstimator):
     here; with few, small images a larger ``learning_rate`` (0.1 - 1) reaches
     the minimum in a few dozen updates.
 
+    ``batch_size`` counts images *before* the ``min_base_change`` filter.
+    Where few counterfactuals drop the base prediction that far
+    (``n_train_kept`` in ``history_``), a minibatch of 10 may keep one or two
+    samples, and their ``psi`` says little; a larger ``batch_size`` costs
+    little next to the validation pass of every update. ``psi`` can also sit
+    on a plateau in ``beta`` before it falls: early stopping then ends the
+    descent unless ``learning_rate`` crosses the plateau in fewer than
+    ``patience`` updates (``val_psi`` in ``history_`` shows it).
+
     Once fitted it is the classifier ``f'`` (``predict``, ``predict_proba``,
     ``decision_function``, ``score``), and it can be the base classifier of
     :class:`~skshortcut.CFAlignmentScorer` as ``(rectifier, None)``. The
