@@ -103,8 +103,8 @@ def check_backbone_name(name, argument: str = "architecture") -> str:
     >>> try:
     ...     check_backbone_name("resnet_18")
     ... except ValueError as exc:
-    ...     print(str(exc)[:60])
-    Unknown `architecture` 'resnet_18'. Closest: 'resnet18', 'res
+    ...     print(exc)
+    Unknown `architecture` 'resnet_18'. Closest: 'resnet18', ...
     """
     if not isinstance(name, str):
         raise TypeError(f"`{argument}` must be a backbone name (str); got {type(name).__name__}.")
