@@ -241,6 +241,13 @@ class ShortcutNet(AutoDeviceMixin):
             return
         super().__setattr__(name, value)
 
+    def set_params(self, **kwargs):
+        # skorch rebuilds the callbacks on ``set_params(callbacks=...)``; before fit they are only
+        # stored (scikit-learn's rule: validation at fit, where the constraints check them)
+        if not self.initialized_ and "callbacks" in kwargs:
+            self.__dict__["callbacks"] = kwargs.pop("callbacks")
+        return super().set_params(**kwargs)
+
     def _get_param_names(self):
         # skorch lists every instance attribute not ending in "_" (``_params_to_validate``
         # included); private attributes are not parameters.
@@ -389,6 +396,8 @@ class ShortcutNet(AutoDeviceMixin):
         for key, value in self.get_params(deep=False).items():
             if key.startswith("_") or (key in defaults and repr(defaults[key]) == repr(value)):
                 continue
+            if key == "module" and "module" not in inspect.signature(type(self).__init__).parameters:
+                continue  # the estimator always builds its own module
             if key == "device" and value == "auto" and defaults.get("device") == "auto":
                 continue
             parts.append(f"{key}={value!r}")

@@ -16,7 +16,10 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from skshortcut import ERMClassifier
+from sklearn.frozen import FrozenEstimator
+
+from skshortcut import ChromaVAEClassifier, ERMClassifier, MaskAndCombineRetrainer, WassersteinDisentangler
+from skshortcut.counterfactual import Autoencoder
 
 
 def _images(n=48, c=3, size=8, seed=0):
@@ -39,17 +42,44 @@ class Spec:
     make: object
     output: str = "predict"  # the method whose output the laws compare
     supervised: bool = True
+    any_labels: bool = True  # whether it learns any label set (not one fixed by a base model)
+    two_labels: bool = False  # y is (foreground, background)
     fit_kwargs: dict = field(default_factory=dict)
 
     def fit(self, est, X, y):
-        return est.fit(X, y, **self.fit_kwargs) if self.supervised else est.fit(X, **self.fit_kwargs)
+        if not self.supervised:
+            return est.fit(X, **self.fit_kwargs)
+        if self.two_labels:
+            y = np.c_[np.asarray(y, dtype=object), np.arange(len(y)) % 2]
+        return est.fit(X, y, **self.fit_kwargs)
 
     def out(self, est, X):
         return np.asarray(getattr(est, self.output)(X))
 
 
+_BASE = {}
+
+
+def _frozen_base():
+    """A small ERM base model on the laws' images (fitted once)."""
+    if "erm" not in _BASE:
+        X, y = _images()
+        _BASE["erm"] = ERMClassifier(max_epochs=2, random_state=0, device="cpu", module__width=8).fit(X, y)
+    return FrozenEstimator(_BASE["erm"])
+
+
 SPECS = {
     "ERMClassifier": Spec(lambda: ERMClassifier(max_epochs=2, random_state=0, device="cpu")),
+    "MaskAndCombineRetrainer": Spec(
+        lambda: MaskAndCombineRetrainer(_frozen_base(), max_epochs=1, random_state=0, device="cpu"), any_labels=False
+    ),
+    "ChromaVAEClassifier": Spec(lambda: ChromaVAEClassifier(dim_z=4, max_epochs=1, random_state=0, device="cpu")),
+    "WassersteinDisentangler": Spec(
+        lambda: WassersteinDisentangler(max_epochs=1, random_state=0, device="cpu"), two_labels=True
+    ),
+    "Autoencoder": Spec(
+        lambda: Autoencoder(latent_dim=4, max_epochs=1, random_state=0, device="cpu"), output="transform", supervised=False
+    ),
 }
 
 
@@ -136,11 +166,16 @@ def test_labels(spec):
     if not spec.supervised:
         pytest.skip("unsupervised: no labels")
     X, y = _images()
+    if not spec.any_labels:  # the classes are the base model's: other labels are refused
+        with pytest.raises(ValueError, match="does not predict"):
+            spec.fit(spec.make(), X, (y == "b").astype(int) + 3)
+        assert set(np.asarray(spec.fit(spec.make(), X, y).predict(X)).tolist()) <= {"a", "b"}
+        return
     with pytest.raises(ValueError, match="single class"):
         spec.fit(spec.make(), X, np.full(len(X), "a"))
     with pytest.raises(ValueError, match="Unknown label type"):
         spec.fit(spec.make(), X, np.linspace(0, 1, len(X)))
     est = spec.fit(spec.make(), X, y)
     assert set(np.asarray(est.predict(X)).tolist()) <= {"a", "b"}
-    ints = spec.fit(spec.make(), X, (y == "b").astype(int) + 3)
+    ints = spec.fit(spec.make(), X, (y == "b").astype(int) + 3)  # an int label set
     assert set(np.asarray(ints.predict(X)).tolist()) <= {3, 4}

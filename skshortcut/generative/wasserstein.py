@@ -237,7 +237,6 @@ class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, Ne
         **kwargs,
     ):
         kwargs.pop("module", None)  # always DisentanglerModule; get_params lists it, so clone passes it back
-        kwargs.setdefault("iterator_train__shuffle", True)
         self.extractor = extractor
         super().__init__(
             DisentanglerModule,
@@ -275,6 +274,12 @@ class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, Ne
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output, tags.target_tags.single_output = True, False  # y: (foreground, background)
         return tags
+
+    def get_params_for(self, prefix):
+        params = super().get_params_for(prefix)
+        if prefix == "iterator_train":  # shuffled batches unless the user says otherwise
+            params.setdefault("shuffle", True)
+        return params
 
     @property
     def _default_callbacks(self):
