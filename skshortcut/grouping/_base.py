@@ -16,13 +16,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
-from torch import nn
 
 from .._grouped import GroupedData
 from .._skorch import DeviceConstraint
 from .._torch import input_shape, is_dataset, n_samples
 from .._validation import check_images, check_labels, check_same_length
-from ..base_model import predicted_index, resolve_base_model, unwrap_frozen
+from ..base_model import predicted_index, resolve_base_model
 from .spectral import SpectralEigengap, default_n_neighbors, eigengap_n_clusters, kneighbors_graph, laplacian_spectrum
 
 CLUSTERINGS = ("spectral", "kmeans", "umap_kmeans")
@@ -140,16 +139,6 @@ class _Constant:
         return np.zeros(len(R), dtype=np.int64)
 
 
-def _is_unfitted_net(estimator) -> bool:
-    """A skorch net that is not initialised (never fitted, or re-created unfitted by ``clone``)."""
-    return (
-        not isinstance(estimator, nn.Module)
-        and hasattr(estimator, "module")
-        and hasattr(estimator, "initialize")
-        and not getattr(estimator, "initialized_", False)
-    )
-
-
 class _PseudoGroups:
     """The pseudo-groups of new samples, computed when a GroupedData's ``groups`` is first read.
 
@@ -182,7 +171,8 @@ class BaseGrouper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """
 
     _parameter_constraints: dict = {
-        # any fitted skorch net, nn.Module or FrozenEstimator: as_base_model checks it
+        # a fitted skorch net, nn.Module, FrozenEstimator or None: as_base_model checks it (and says to use
+        # FrozenEstimator where clone turned a fitted net into an unfitted copy)
         "estimator": "no_validation",
         "clustering": [StrOptions(set(CLUSTERINGS)), HasMethods(["fit_predict"]), HasMethods(["fit"])],
         "n_clusters": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -224,14 +214,6 @@ class BaseGrouper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         if reset:
             self.input_shape_ = shape
         return X
-
-    def _check_estimator(self):
-        if _is_unfitted_net(unwrap_frozen(self.estimator)):
-            raise TypeError(
-                f"`estimator` is an unfitted {type(unwrap_frozen(self.estimator)).__name__}. Fit it first; if it was "
-                "fitted, sklearn.base.clone (as in GridSearchCV or cross_validate) replaced it by an unfitted copy: "
-                "pass sklearn.frozen.FrozenEstimator(fitted_net) to keep the fitted model."
-            )
 
     def _make_clusterer(self, R, seed):
         """A fresh clusterer for representation ``R`` (one class, or all samples)."""
@@ -304,7 +286,6 @@ class BaseGrouper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         except ValueError as exc:
             raise ValueError(f"`y` must hold class labels: {exc}") from exc
         check_same_length(X=range(n_samples(X)), y=y)
-        self._check_estimator()
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(0, 2**31 - 1))
         encoder = LabelEncoder().fit(y)

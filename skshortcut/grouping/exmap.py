@@ -9,39 +9,22 @@ from __future__ import annotations
 
 from numbers import Integral
 
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._constraints import Satisfies
 from ..explain import METHODS, attribute
 from ._base import BaseGrouper
 
 __all__ = ["ExMapGrouper"]
 
 
-class _SizePair(Options):
-    """A scikit-learn parameter constraint: a pair ``(height, width)`` of ints >= 1.
-
-    Examples
-    --------
-    >>> from skshortcut.grouping.exmap import _SizePair
-    >>> _SizePair().is_satisfied_by((4, 6)), _SizePair().is_satisfied_by((4, 0))
-    (True, False)
-    """
-
-    # scikit-learn takes only its own constraint classes: an ``Options`` whose
-    # membership test checks the pair instead of a fixed set.
-    def __init__(self):
-        super().__init__(object, set())
-
-    def is_satisfied_by(self, val):
-        return (
-            isinstance(val, (tuple, list))
-            and len(val) == 2
-            and all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in val)
-        )
-
-    def __str__(self):
-        return "a pair (height, width) of ints >= 1"
+def _is_size_pair(val) -> bool:
+    return (
+        isinstance(val, (tuple, list))
+        and len(val) == 2
+        and all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in val)
+    )
 
 
 class ExMapGrouper(BaseGrouper):
@@ -197,7 +180,11 @@ class ExMapGrouper(BaseGrouper):
         **BaseGrouper._parameter_constraints,
         "method": [StrOptions(set(METHODS))],
         "method_params": [None, dict],
-        "heatmap_size": [None, Interval(Integral, 1, None, closed="left"), _SizePair()],
+        "heatmap_size": [
+            None,
+            Interval(Integral, 1, None, closed="left"),
+            Satisfies(_is_size_pair, "a pair (height, width) of ints >= 1"),
+        ],
         "heatmap_channels": [StrOptions({"keep", "sum"})],
     }
 
