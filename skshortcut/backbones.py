@@ -220,10 +220,8 @@ def _torchvision(name, in_channels, weights, progress, kwargs):
         min_size = member.meta.get("min_size")
     else:
         net = builder(weights=None, **kwargs)
-        if weights is not None:
+        if weights is not None:  # a user's checkpoint: its preprocessing is unknown (``normalization=`` sets it)
             _load_state_file(net, weights, name)
-            default = _weights_enum(name).DEFAULT.transforms()
-            mean, std = tuple(default.mean), tuple(default.std)
     return net, (mean, std), min_size, weights is not None
 
 

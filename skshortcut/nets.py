@@ -171,10 +171,11 @@ def build_classifier(
     normalization : "auto", None or (mean, std), default="auto"
         ``"auto"``: the weights' own per-channel normalisation (torchvision:
         ``weights.transforms().mean/std``; timm: its data config;
-        EfficientNet-Lite0: the TensorFlow original's) for pretrained weights
-        (a local file for a torchvision architecture: the architecture's
-        ``DEFAULT`` weights' normalisation), none from scratch. ``None``: no
-        normalisation. ``(mean, std)``: these.
+        EfficientNet-Lite0: the TensorFlow original's) for named pretrained
+        weights; none from scratch and for a local state-dict file of a
+        torchvision architecture (a checkpoint's preprocessing is not known:
+        pass it here, or put torchvision's own file in its cache and name the
+        weights). ``None``: no normalisation. ``(mean, std)``: these.
     progress : bool, default=True
         Show torchvision's download progress bar.
     **kwargs

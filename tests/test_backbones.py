@@ -108,12 +108,12 @@ def test_local_state_dict_file(tmp_path):
     path = tmp_path / "r18.pt"
     torch.save(state, path)
     net = build_classifier("resnet18", (3, 32, 32), 3, weights=path)
-    assert torch.equal(net.network.conv1.weight, state["conv1.weight"])
-    assert net.network.fc.out_features == 3
-    # a local file takes the architecture's DEFAULT normalisation unless told otherwise
-    assert net.mean == tuple(ResNet18_Weights.DEFAULT.transforms().mean)
-    plain = build_classifier("resnet18", (3, 32, 32), 3, weights=path, normalization=None)
-    assert isinstance(plain, torchvision.models.ResNet)
+    # a user's checkpoint: its preprocessing is unknown, so none unless told
+    assert isinstance(net, torchvision.models.ResNet)
+    assert torch.equal(net.conv1.weight, state["conv1.weight"]) and net.fc.out_features == 3
+    imagenet = ResNet18_Weights.DEFAULT.transforms()
+    told = build_classifier("resnet18", (3, 32, 32), 3, weights=path, normalization=(imagenet.mean, imagenet.std))
+    assert told.mean == tuple(imagenet.mean) and torch.equal(told.network.conv1.weight, state["conv1.weight"])
 
 
 def test_weights_that_do_not_fit_say_which(tmp_path, torch_home):
