@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
+from sklearn.exceptions import DataConversionWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -250,12 +251,59 @@ def test_bad_input_shapes_and_estimators(split, tiny_images):
     base, (Z, y, _), _ = split
     with pytest.raises(ValueError, match="expects a 2-D feature matrix"):
         AFRRetrainer(base).fit(np.zeros((4, 3, 8, 8)), [0, 1, 0, 1])
-    with pytest.raises(ValueError, match="single class"):
+    with pytest.raises(ValueError, match="holds one class"):
         AFRRetrainer(base).fit(Z[:10], np.ones(10))
-    with pytest.raises(TypeError, match="not fitted"):
-        AFRRetrainer(LogisticRegression()).fit(Z, y)
+    with pytest.raises(TypeError, match="in the FrozenEstimator passed as `estimator` is not fitted"):
+        AFRRetrainer(FrozenEstimator(LogisticRegression())).fit(Z, y)
     with pytest.raises(TypeError, match="`estimator` must be"):
         AFRRetrainer(object()).fit(Z, y)
     X, yi = tiny_images
     with pytest.raises(ValueError, match="`base_logits` was given together with a torch base model"):
         AFRRetrainer(SmallCNN(n_classes=2), device="cpu").fit(X, yi, base_logits=np.zeros((len(yi), 2)))
+
+
+def test_an_unfitted_classifier_is_cloned_and_fit_on_the_fit_data(split):
+    _, (Z, y, _), _ = split
+    given = LogisticRegression(C=0.5)
+    afr = AFRRetrainer(given, gammas=(2.0,), lambdas=(0.1,)).fit(Z, y)
+    assert not hasattr(given, "classes_")  # the parameter is left unfitted
+    ref = LogisticRegression(C=0.5).fit(Z, y)
+    np.testing.assert_allclose(afr.estimator_.coef_, ref.coef_)
+    # its head is W_0 and its probabilities give the weights (Eq. 3)
+    np.testing.assert_allclose(afr.init_coef_, np.vstack([np.zeros_like(ref.coef_), ref.coef_]))
+    p_true = ref.predict_proba(Z)[np.arange(len(y)), y]
+    np.testing.assert_allclose(afr.sample_weight_, afr_weights(p_true, y, 2.0))
+    # the same as passing the fitted classifier
+    fitted = AFRRetrainer(ref, gammas=(2.0,), lambdas=(0.1,)).fit(Z, y)
+    np.testing.assert_allclose(afr.coef_, fitted.coef_)
+    assert fitted.estimator_ is ref
+
+
+def test_n_iter_counts_the_final_lbfgs_iterations(split):
+    base, (Z, y, _), _ = split
+    # torch's L-BFGS also stops after 1.25 max_iter function evaluations, so a cap may stop it earlier
+    afr = AFRRetrainer(base, gammas=(2.0,), lambdas=(0.0,), max_iter=3).fit(Z, y)
+    assert 1 <= afr.n_iter_ <= 3
+    full = AFRRetrainer(base, gammas=(2.0,), lambdas=(0.0,)).fit(Z, y)
+    assert 3 < full.n_iter_ < full.max_iter  # converged before the cap
+
+
+@pytest.mark.parametrize(
+    "X, y, match",
+    [
+        (np.ones((1, 3)), [0], "n_samples=1|one class"),
+        (np.ones((5, 3)), None, "requires y to be passed, but the target y is None"),
+        (np.ones((4, 3)), [0.5, 1.5, 2.5, 3.5], "Unknown label type"),
+    ],
+)
+def test_feature_tables_get_scikit_learns_messages(X, y, match):
+    with pytest.raises(ValueError, match=match):
+        AFRRetrainer(LogisticRegression()).fit(X, y)
+
+
+def test_a_column_y_warns_as_in_scikit_learn(split):
+    base, (Z, y, _), _ = split
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        afr = AFRRetrainer(base, gammas=(1.0,), lambdas=(0.0,)).fit(Z, y[:, None])
+    flat = AFRRetrainer(base, gammas=(1.0,), lambdas=(0.0,)).fit(Z, y)
+    np.testing.assert_allclose(afr.coef_, flat.coef_)

@@ -15,10 +15,12 @@ from __future__ import annotations
 import functools
 
 import pytest
+from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skshortcut import ChromaVAEClassifier, ERMClassifier, MaskAndCombineRetrainer, WassersteinDisentangler
 from skshortcut.counterfactual import Autoencoder
+from skshortcut.retraining import AFRRetrainer, GroupDRORetrainer
 
 # The checks that feed a 2-D feature table to fit / predict / transform.
 IMAGE_INAPPLICABLE = {
@@ -109,7 +111,12 @@ IMAGE_ESTIMATORS = [
     WassersteinDisentangler(max_epochs=1, random_state=0, device="cpu"),
     Autoencoder(latent_dim=4, max_epochs=1, random_state=0, device="cpu"),
 ]
-FEATURE_ESTIMATORS = []
+FEATURE_ESTIMATORS = [
+    # an unfitted base classifier is fit on the fit data first (the published protocol fits it on other data)
+    AFRRetrainer(LogisticRegression(), gammas=(1.0,), lambdas=(0.0,)),
+    # without groups the classes are the groups, with a warning
+    GroupDRORetrainer(max_epochs=5, random_state=0),
+]
 
 
 def _expected_failures(estimator):
@@ -124,6 +131,11 @@ def _expected_failures(estimator):
 
 @parametrize_with_checks([_for_checks(e) for e in IMAGE_ESTIMATORS], expected_failed_checks=_expected_failures)
 def test_image_estimators_pass_sklearn_checks(estimator, check):
+    check(estimator)
+
+
+@parametrize_with_checks(FEATURE_ESTIMATORS)
+def test_feature_estimators_pass_sklearn_checks(estimator, check):
     check(estimator)
 
 

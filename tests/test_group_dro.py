@@ -122,10 +122,32 @@ def test_grid_search_routes_groups_clone_and_pickle(routing, split):
     np.testing.assert_array_equal(again.predict(Z), search.best_estimator_.predict(Z))
 
 
-def test_needs_groups(split):
-    base, (Z, y, _), _ = split
-    with pytest.raises(ValueError, match="GroupDRORetrainer needs group labels"):
-        GroupDRORetrainer(base).fit(Z, y)
+def test_without_groups_the_classes_are_the_groups_with_a_warning(split):
+    base, (Z, y, g), _ = split
+    with pytest.warns(UserWarning, match="takes the classes as groups"):
+        gdro = GroupDRORetrainer(base, max_epochs=5, random_state=0).fit(Z, y)
+    assert gdro.grouped_on_ == "classes"
+    np.testing.assert_array_equal(gdro.groups_, gdro.classes_)
+    # exactly group DRO over the classes
+    on_classes = GroupDRORetrainer(base, max_epochs=5, random_state=0).fit(Z, y, groups=y)
+    np.testing.assert_array_equal(gdro.coef_, on_classes.coef_)
+    np.testing.assert_array_equal(gdro.q_, on_classes.q_)
+    assert on_classes.grouped_on_ == "groups"
+    assert GroupDRORetrainer(base, max_epochs=5, random_state=0).fit(Z, y, groups=g).grouped_on_ == "groups"
+
+
+def test_n_iter_is_the_number_of_epochs(split):
+    base, (Z, y, g), _ = split
+    gdro = GroupDRORetrainer(base, max_epochs=7, random_state=0).fit(Z, y, groups=g)
+    assert gdro.n_iter_ == 7 == len(gdro.q_history_)
+
+
+def test_an_unfitted_classifier_gives_the_starting_head(split):
+    _, (Z, y, g), _ = split
+    gdro = GroupDRORetrainer(LogisticRegression(), max_epochs=1, random_state=0).fit(Z, y, groups=g)
+    ref = LogisticRegression().fit(Z, y)
+    np.testing.assert_allclose(gdro.init_coef_[1], ref.coef_[0])
+    np.testing.assert_allclose(gdro.estimator_.coef_, ref.coef_)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
+from sklearn.exceptions import DataConversionWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import InvalidParameterError
@@ -151,3 +152,39 @@ def test_an_empty_or_single_class_error_set_says_how_many_samples_it_held():
 def test_without_a_base_model_or_identifier():
     with pytest.raises(ValueError, match="needs the base model's predictions"):
         JTTRetrainer().fit(np.zeros((4, 2)), [0, 1, 0, 1])
+
+
+def test_n_iter_counts_the_final_lbfgs_iterations(split):
+    base, (Z, y, _), _ = split
+    # torch's L-BFGS also stops after 1.25 max_iter function evaluations, so a cap may stop it earlier
+    assert 1 <= JTTRetrainer(base, max_iter=4).fit(Z, y).n_iter_ <= 4
+    full = JTTRetrainer(base).fit(Z, y)
+    assert 4 < full.n_iter_ < full.max_iter  # converged before the cap
+
+
+def test_an_unfitted_base_classifier_is_the_identification_model_fit_on_the_data(split):
+    _, (Z, y, _), _ = split
+    jtt = JTTRetrainer(LogisticRegression(C=0.01)).fit(Z, y)
+    ref = LogisticRegression(C=0.01).fit(Z, y)
+    np.testing.assert_array_equal(jtt.error_set_, np.flatnonzero(ref.predict(Z) != y))
+    np.testing.assert_allclose(jtt.estimator_.coef_, ref.coef_)
+
+
+@pytest.mark.parametrize(
+    "X, y, match",
+    [
+        (np.ones((1, 3)), [0], "n_samples=1|one class"),
+        (np.ones((5, 3)), None, "requires y to be passed, but the target y is None"),
+        (np.ones((4, 3)), [0.5, 1.5, 2.5, 3.5], "Unknown label type"),
+    ],
+)
+def test_feature_tables_get_scikit_learns_messages(X, y, match):
+    with pytest.raises(ValueError, match=match):
+        JTTRetrainer(identifier=LogisticRegression()).fit(X, y)
+
+
+def test_a_column_y_warns_as_in_scikit_learn(split):
+    base, (Z, y, _), _ = split
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        jtt = JTTRetrainer(base).fit(Z, y[:, None])
+    np.testing.assert_allclose(jtt.coef_, JTTRetrainer(base).fit(Z, y).coef_)

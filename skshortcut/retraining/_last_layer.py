@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
@@ -74,6 +75,7 @@ def fit_linear_head(
     l2=0.0,
     max_iter=500,
     tol=1e-7,
+    return_n_iter=False,
 ):
     """Weighted multinomial logistic head, penalised towards a centre, by full-batch L-BFGS.
 
@@ -103,11 +105,16 @@ def fit_linear_head(
         L-BFGS iterations.
     tol : float, default=1e-7
         Gradient tolerance.
+    return_n_iter : bool, default=False
+        Also return the number of L-BFGS iterations run.
 
     Returns
     -------
     coef : ndarray of shape (n_classes, n_features)
     intercept : ndarray of shape (n_classes,)
+    n_iter : int
+        L-BFGS iterations (0 when the start already meets ``tol``); only
+        with ``return_n_iter=True``.
 
     Examples
     --------
@@ -116,6 +123,9 @@ def fit_linear_head(
     >>> Z = np.array([[-1.0], [-2.0], [1.0], [2.0]]); y = np.array([0, 0, 1, 1])
     >>> coef, intercept = fit_linear_head(Z, y, n_classes=2, l2=0.1)
     >>> bool(coef[1, 0] > coef[0, 0])
+    True
+    >>> *_, n_iter = fit_linear_head(Z, y, n_classes=2, l2=0.1, return_n_iter=True)
+    >>> n_iter > 0
     True
     """
     Z = torch.as_tensor(np.asarray(Z, dtype=np.float64))
@@ -146,7 +156,11 @@ def fit_linear_head(
         return loss
 
     opt.step(closure)
-    return W.detach().numpy().copy(), b.detach().numpy().copy()
+    coef, intercept = W.detach().numpy().copy(), b.detach().numpy().copy()
+    if return_n_iter:
+        # torch's L-BFGS keeps its iteration count in the state of the first parameter
+        return coef, intercept, int(opt.state[W].get("n_iter", 0))
+    return coef, intercept
 
 
 class LastLayerRetrainer(_FeaturesOrImages, ClassifierMixin, BaseEstimator):
@@ -164,9 +178,11 @@ class LastLayerRetrainer(_FeaturesOrImages, ClassifierMixin, BaseEstimator):
       :class:`sklearn.frozen.FrozenEstimator`): ``X`` holds images, embedded by
       the base model; its head gives ``W_0``, its logits the base model's
       probabilities;
-    * a fitted scikit-learn classifier on the features (``predict_proba``):
-      ``X`` is a feature matrix; the classifier gives the base model's
+    * a scikit-learn classifier on the features (``predict_proba``): ``X``
+      is a feature matrix; the classifier gives the base model's
       probabilities, and ``W_0`` when it is linear (``coef_``, ``intercept_``).
+      A fitted one is used as it is; an unfitted one is cloned and fit on the
+      fit data first (``estimator_``).
 
     Examples
     --------
@@ -189,8 +205,8 @@ class LastLayerRetrainer(_FeaturesOrImages, ClassifierMixin, BaseEstimator):
         if hasattr(est, "predict_proba") or hasattr(est, "decision_function") or hasattr(est, "predict"):
             return "sklearn"
         raise TypeError(
-            "`estimator` must be None, a fitted skorch net or torch.nn.Module (images as X), or a fitted "
-            f"scikit-learn classifier on the features; got {type(self.estimator).__name__}."
+            "`estimator` must be None, a fitted skorch net or torch.nn.Module (images as X), or a "
+            f"scikit-learn classifier on the features (fitted, or to be fit on the fit data); got {type(self.estimator).__name__}."
         )
 
     def _features(self, X, *, fitting, return_logits=False):
@@ -211,7 +227,13 @@ class LastLayerRetrainer(_FeaturesOrImages, ClassifierMixin, BaseEstimator):
         return validate_data(self, X, reset=fitting, dtype=np.float64)
 
     def _fit_inputs(self, X, y, groups, *, base_logits=None, need_proba=False):
-        """Validate the fit data; set ``classes_``, ``init_coef_``, ``init_intercept_``.
+        """Validate the fit data; set ``classes_``, ``estimator_``, ``init_coef_``, ``init_intercept_``.
+
+        A feature table and its labels go through scikit-learn's
+        ``validate_data`` (its messages for a missing ``y``, a column ``y``,
+        too few samples or features, NaN); images through the input mixin.
+        An unfitted scikit-learn classifier as ``estimator`` is cloned and
+        fit on the fit data (``estimator_``).
 
         Returns
         -------
@@ -222,19 +244,26 @@ class LastLayerRetrainer(_FeaturesOrImages, ClassifierMixin, BaseEstimator):
             The base model's class probabilities, when ``need_proba``.
         """
         X, groups = unpack_grouped(X, groups)
-        y = check_labels(y, "y")
         kind = self._estimator_kind()
-        out = self._features(X, fitting=True, return_logits=kind == "torch" and need_proba)
-        Z, logits = out if isinstance(out, tuple) else (out, None)
+        logits = None
+        if kind == "torch":
+            y = self._class_labels(y)
+            out = self._features(X, fitting=True, return_logits=need_proba)
+            Z, logits = out if need_proba else (out, None)
+        else:
+            self.base_model_ = None
+            Z, y = validate_data(self, self._check_not_images(X), y, dtype=np.float64)
+            y = self._class_labels(y)
         check_same_length(X=Z, y=y, groups=groups)
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
         if len(self.classes_) < 2:
-            raise ValueError(f"`y` has a single class ({self.classes_.tolist()}); {type(self).__name__} needs at least two.")
+            raise ValueError(f"`y` holds one class ({self.classes_.tolist()}); {type(self).__name__} needs at least two.")
         y_idx = encoder.transform(y)
         k = len(self.classes_)
         d = Z.shape[1]
         self.init_coef_, self.init_intercept_ = np.zeros((k, d)), np.zeros(k)
+        self.estimator_ = self._fitted_classifier(Z, y) if kind == "sklearn" else None
         proba = None
         if kind == "torch":
             logit_index = self.base_model_.class_to_logit(self.classes_)
@@ -247,10 +276,8 @@ class LastLayerRetrainer(_FeaturesOrImages, ClassifierMixin, BaseEstimator):
             if need_proba:
                 proba = softmax(logits[:, 0] if logits.shape[1] == 1 else logits)[:, logit_index]
         elif kind == "sklearn":
-            est = unwrap_frozen(self.estimator)
-            est_classes = getattr(est, "classes_", None)
-            if est_classes is None:
-                raise TypeError(f"The {type(est).__name__} passed as `estimator` is not fitted (no `classes_`); fit it first.")
+            est = self.estimator_
+            est_classes = est.classes_
             idx = class_to_logit(self.classes_, est_classes, n_logits=len(est_classes), what="`estimator`")
             coef, intercept = getattr(est, "coef_", None), getattr(est, "intercept_", None)
             if coef is not None and intercept is not None and np.ndim(coef) == 2 and np.shape(coef)[1] == d:
@@ -279,10 +306,35 @@ class LastLayerRetrainer(_FeaturesOrImages, ClassifierMixin, BaseEstimator):
         if need_proba and proba is None:
             raise ValueError(
                 f"{type(self).__name__} needs the base model's predictions on the fit data: pass the base model as "
-                "`estimator=` (a torch model with images as X, or a fitted scikit-learn classifier on the features), "
+                "`estimator=` (a torch model with images as X, or a scikit-learn classifier on the features), "
                 "or its logits as `fit(..., base_logits=)`."
             )
         return Z, y_idx, groups, proba
+
+    def _fitted_classifier(self, Z, y):
+        """The scikit-learn base classifier: as given when fitted, else a clone fit on ``(Z, y)``.
+
+        A clone gets this estimator's ``random_state`` when it takes one. A
+        FrozenEstimator must hold a fitted classifier: freezing says it is not
+        to be fit here.
+        """
+        est = unwrap_frozen(self.estimator)
+        try:
+            check_is_fitted(est)
+            fitted = getattr(est, "classes_", None) is not None
+        except NotFittedError:
+            fitted = False
+        if fitted:
+            return est
+        if est is not self.estimator:
+            raise TypeError(
+                f"The {type(est).__name__} in the FrozenEstimator passed as `estimator` is not fitted (no `classes_`); "
+                "fit it first, or pass it unfrozen to have a clone fit on the fit data."
+            )
+        est = clone(est)
+        if "random_state" in est.get_params(deep=False):
+            est.set_params(random_state=self.random_state)
+        return est.fit(Z, y)
 
     # ------------------------------------------------------------------ predict
     def _scores(self, X):

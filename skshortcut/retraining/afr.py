@@ -72,7 +72,8 @@ def afr_weights(proba_true, y, gamma):
 def _fit_one(Z, y, proba_true, gamma, lam, n_classes, W0, b0, max_iter, tol):
     w = afr_weights(proba_true, y, gamma)
     return fit_linear_head(
-        Z, y, w, n_classes=n_classes, coef_init=W0, intercept_init=b0, center=(W0, b0), l2=lam, max_iter=max_iter, tol=tol
+        Z, y, w, n_classes=n_classes, coef_init=W0, intercept_init=b0, center=(W0, b0), l2=lam, max_iter=max_iter, tol=tol,
+        return_n_iter=True,
     )
 
 
@@ -105,13 +106,20 @@ class AFRRetrainer(LastLayerRetrainer):
 
     Parameters
     ----------
-    estimator : torch model, fitted scikit-learn classifier or None, default=None
+    estimator : torch model, scikit-learn classifier or None, default=None
         The base model. A fitted skorch net or ``nn.Module`` (or either in a
         ``FrozenEstimator``): ``X`` holds images, embedded by everything
-        before the last linear layer; ``W_0`` is that layer. A fitted
-        scikit-learn classifier on the features: its ``predict_proba`` gives
-        ``hat p``, its ``coef_`` / ``intercept_`` (when linear) ``W_0``. ``None``:
-        ``X`` is a feature matrix and ``fit(..., base_logits=)`` gives ``hat p``;
+        before the last linear layer; ``W_0`` is that layer. A scikit-learn
+        classifier on the features: its ``predict_proba`` gives ``hat p``, its
+        ``coef_`` / ``intercept_`` (when linear) ``W_0``; a fitted one is used
+        as it is, an unfitted one is cloned and first fit on the data given
+        to ``fit`` (``estimator_``). The authors' protocol trains the base
+        model on *other* data than the reweighted set, so that ``hat p`` is
+        honest on it; a base model fit on the same data is more confident
+        there (``hat p`` near 1, smaller weights for its errors), a
+        convenience for pipelines and checks rather than the method as
+        published. ``None``: ``X`` is a feature matrix and ``fit(...,
+        base_logits=)`` gives ``hat p`` (without ``base_logits``, an error);
         ``W_0 = 0``.
     gammas : sequence of float >= 0, default=(0, 1, 2, 4, 6, 8, 10, 14, 20)
         Weight temperatures to choose from (the authors picked 14 on
@@ -149,6 +157,11 @@ class AFRRetrainer(LastLayerRetrainer):
     selected_on_ : {"worst-group", "worst-class", None}
     sample_weight_ : ndarray of shape (n_samples,)
         The final AFR weights of the fit data.
+    n_iter_ : int
+        L-BFGS iterations of the final head's fit.
+    estimator_ : scikit-learn classifier or None
+        The scikit-learn base classifier used (the fitted clone of an
+        unfitted ``estimator``); None for a torch model or ``estimator=None``.
     n_features_in_ : int
     feature_names_in_ : ndarray, only for feature matrices with column names
     base_model_ : BaseModel or None
@@ -167,6 +180,13 @@ class AFRRetrainer(LastLayerRetrainer):
     >>> afr = AFRRetrainer(base, random_state=0).fit(Z_ho, y_ho, groups=g_ho)
     >>> afr.best_gamma_ in afr.gammas, afr.selected_on_
     (True, 'worst-group')
+
+    An unfitted classifier is fit on the same data first (a convenience: its
+    probabilities there are overconfident):
+
+    >>> afr = AFRRetrainer(LogisticRegression(), gammas=(4.0,), lambdas=(0.0,)).fit(Z_ho, y_ho)
+    >>> afr.estimator_.classes_.tolist(), afr.n_iter_ > 0
+    ([0, 1], True)
     """
 
     _parameter_constraints: dict = {
@@ -278,7 +298,7 @@ class AFRRetrainer(LastLayerRetrainer):
             )
             on_groups = gv is not None
             scores = []
-            for coef, intercept in fits:
+            for coef, intercept, _ in fits:
                 pred = (Zv @ coef.T + intercept).argmax(axis=1)
                 scores.append(worst_group_accuracy(yv, pred, groups=gv if on_groups else yv))
             self.cv_scores_ = dict(zip(grid, map(float, scores)))
@@ -291,7 +311,7 @@ class AFRRetrainer(LastLayerRetrainer):
             self.best_gamma_, self.best_lambda_ = grid[0]
         if final is None:
             final = _fit_one(Z, y_idx, p_true, self.best_gamma_, self.best_lambda_, **common)
-        self.coef_, self.intercept_ = final
+        self.coef_, self.intercept_, self.n_iter_ = final
         self.sample_weight_ = afr_weights(p_true, y_idx, self.best_gamma_)
         return self
 

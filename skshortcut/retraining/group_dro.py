@@ -8,6 +8,7 @@ Generalization* (ICLR 2020).
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -73,13 +74,19 @@ class GroupDRORetrainer(LastLayerRetrainer):
     (:func:`group_dro_update`; ``C`` is the generalisation adjustment of sec. 5,
     ``n_g`` the group's size). The parameter step is Adam with weight decay
     (the paper's strong L2 penalty is what makes group DRO generalise). The
-    minibatch order is seeded by ``random_state``. Needs group labels.
+    minibatch order is seeded by ``random_state``.
+
+    Group DRO is defined by group labels. Without them (``groups=None`` and
+    no GroupedData) it falls back to the classes as groups, with a warning,
+    and records it in ``grouped_on_``: the head then minimises the worst-class
+    risk, as :class:`~skshortcut.DFRRetrainer` falls back to class balancing.
 
     Parameters
     ----------
-    estimator : torch model, fitted scikit-learn classifier or None, default=None
+    estimator : torch model, scikit-learn classifier or None, default=None
         The base model, as for :class:`AFRRetrainer`; it gives the features
-        (torch models) and the starting head.
+        (torch models) and the starting head (an unfitted scikit-learn
+        classifier is cloned and fit on the fit data first).
     eta : float > 0, default=0.01
         Step size of the group weights (the paper's ``eta_q``).
     generalization_adjustment : float >= 0, default=0
@@ -104,7 +111,15 @@ class GroupDRORetrainer(LastLayerRetrainer):
     coef_ : ndarray of shape (n_classes, n_features)
     intercept_ : ndarray of shape (n_classes,)
     groups_ : ndarray of shape (n_groups,)
-        The group labels, sorted.
+        The group labels, sorted (the classes when ``grouped_on_`` is ``"classes"``).
+    grouped_on_ : {"groups", "classes"}
+        What the worst case was taken over: the given groups, or the
+        classes when no groups were given.
+    n_iter_ : int
+        Epochs run (``max_epochs``), as for scikit-learn's stochastic solvers.
+    estimator_ : scikit-learn classifier or None
+        The scikit-learn base classifier used (the fitted clone of an
+        unfitted ``estimator``); None for a torch model or ``estimator=None``.
     q_ : ndarray of shape (n_groups,)
         Final group weights.
     q_history_ : ndarray of shape (max_epochs, n_groups)
@@ -123,8 +138,8 @@ class GroupDRORetrainer(LastLayerRetrainer):
     >>> y = rng.randint(0, 2, 600); s = np.where(rng.rand(600) < 0.9, y, 1 - y)
     >>> Z = np.c_[y + rng.normal(0, 0.6, 600), 3 * s + rng.normal(0, 0.3, 600)]
     >>> gdro = GroupDRORetrainer(max_epochs=20, lr=0.05, random_state=0).fit(Z, y, groups=2 * y + s)
-    >>> round(float(gdro.q_.sum()), 6), gdro.q_.shape
-    (1.0, (4,))
+    >>> round(float(gdro.q_.sum()), 6), gdro.q_.shape, gdro.grouped_on_
+    (1.0, (4,), 'groups')
     """
 
     _parameter_constraints: dict = {
@@ -179,8 +194,9 @@ class GroupDRORetrainer(LastLayerRetrainer):
         ----------
         X : array-like of shape (n_samples, n_features), images, Dataset or GroupedData
         y : array-like of shape (n_samples,)
-        groups : array-like of shape (n_samples,)
-            Group of each sample (required; or carried by a GroupedData ``X``).
+        groups : array-like of shape (n_samples,), optional
+            Group of each sample (or carried by a GroupedData ``X``). Without
+            groups the classes are the groups, with a warning.
 
         Returns
         -------
@@ -188,10 +204,17 @@ class GroupDRORetrainer(LastLayerRetrainer):
         """
         Z, y_idx, groups, _ = self._fit_inputs(X, y, groups)
         if groups is None:
-            raise ValueError(
-                "GroupDRORetrainer needs group labels: pass `groups=` or a GroupedData (for example the "
-                "pseudo-groups of ExMapGrouper). Without groups, use AFRRetrainer or JTTRetrainer."
+            warnings.warn(
+                "No groups given: GroupDRORetrainer takes the classes as groups (worst-class DRO). Pass `groups=` "
+                "or a GroupedData (for example the pseudo-groups of ExMapGrouper) for group DRO; without groups, "
+                "AFRRetrainer or JTTRetrainer target the hidden groups.",
+                UserWarning,
+                stacklevel=3,
             )
+            groups = self.classes_[y_idx]
+            self.grouped_on_ = "classes"
+        else:
+            self.grouped_on_ = "groups"
         self.groups_, g_idx = np.unique(groups, return_inverse=True)
         n_groups = len(self.groups_)
         counts = np.bincount(g_idx, minlength=n_groups)
@@ -232,6 +255,7 @@ class GroupDRORetrainer(LastLayerRetrainer):
             self.group_loss_ = (torch.zeros(n_groups).index_add(0, gt, losses) / torch.as_tensor(counts)).numpy()
         self.q_ = q.numpy().copy()
         self.q_history_ = np.asarray(history)
+        self.n_iter_ = len(history)
         self.coef_ = W.detach().double().numpy().copy()
         self.intercept_ = b.detach().double().numpy().copy()
         return self

@@ -45,9 +45,11 @@ class JTTRetrainer(LastLayerRetrainer):
 
     Parameters
     ----------
-    estimator : torch model, fitted scikit-learn classifier or None, default=None
+    estimator : torch model, scikit-learn classifier or None, default=None
         The base model, as for :class:`AFRRetrainer`: a torch model embeds
-        images; a scikit-learn classifier works on a feature matrix.
+        images; a scikit-learn classifier works on a feature matrix (an
+        unfitted one is cloned and fit on the fit data first, which makes it
+        the paper's identification model: ERM on the training data).
     lambda_up : float >= 1, default=20
         Weight of the error set (the paper searches 20-100 when retraining
         the whole network; a last layer usually wants less, see the user guide).
@@ -78,6 +80,11 @@ class JTTRetrainer(LastLayerRetrainer):
         ``lambda_up`` on the error set, 1 elsewhere.
     identifier_ : estimator or None
         The fitted identification model when ``identifier`` was given.
+    n_iter_ : int
+        L-BFGS iterations of the final head's fit.
+    estimator_ : scikit-learn classifier or None
+        The scikit-learn base classifier used (the fitted clone of an
+        unfitted ``estimator``); None for a torch model or ``estimator=None``.
     init_coef_, init_intercept_ : ndarray
         The base head in class order (zeros without one).
     n_features_in_ : int
@@ -188,7 +195,8 @@ class JTTRetrainer(LastLayerRetrainer):
             )
         self.sample_weight_ = np.ones(len(y_idx))
         self.sample_weight_[self.error_set_] = self.lambda_up
-        self.coef_, self.intercept_ = fit_linear_head(
-            Z, y_idx, self.sample_weight_, n_classes=len(self.classes_), l2=self.alpha, max_iter=self.max_iter, tol=self.tol
+        self.coef_, self.intercept_, self.n_iter_ = fit_linear_head(
+            Z, y_idx, self.sample_weight_, n_classes=len(self.classes_), l2=self.alpha, max_iter=self.max_iter, tol=self.tol,
+            return_n_iter=True,
         )
         return self
