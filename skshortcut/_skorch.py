@@ -33,8 +33,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._constraints import Satisfies
-from ._torch import ImageLabelDataset, _seed_from, dataset_targets, input_shape, is_dataset, resolve_device, torch_seed
-from ._validation import check_images, check_labels, check_same_length
+from ._torch import ImageLabelDataset, _seed_from, dataset_targets, is_dataset, resolve_device, torch_seed
+from ._validation import ImageInputMixin, check_labels, check_same_length
 
 __all__ = [
     "AutoDeviceMixin",
@@ -192,7 +192,7 @@ def _init_parameter_names(cls) -> frozenset:
     return names
 
 
-class ShortcutNet(AutoDeviceMixin):
+class ShortcutNet(ImageInputMixin, AutoDeviceMixin):
     """Mixin base of the package's skorch estimators (put it first in the bases).
 
     Subclasses set ``_parameter_constraints`` (``SKORCH_CONSTRAINTS`` merged
@@ -278,40 +278,13 @@ class ShortcutNet(AutoDeviceMixin):
         """Checked images: float32 C-contiguous arrays, or a Dataset whose first item is checked.
 
         With ``reset=True`` (fit) records ``input_shape_``; otherwise checks X
-        against it.
+        against it (:class:`~skshortcut._validation.ImageInputMixin`).
         """
-        if is_dataset(X):
-            if not self._accepts_datasets:
-                raise TypeError(f"{type(self).__name__} takes arrays or tensors for `{name}`, not a Dataset.")
-            if len(X) == 0:
-                raise ValueError(f"`{name}` is an empty Dataset; at least one sample is needed.")
-            shape = tuple(int(s) for s in input_shape(X))
-            if len(shape) != 3:
-                raise ValueError(
-                    f"The items of the Dataset `{name}` must be images (channels, height, width); got shape {shape}."
-                )
-            self._check_shape(shape, reset=reset, name=name)
-            return X
-        expected = None if reset else self._fitted_shape()
-        X = check_images(X, name, expected_shape=expected)
-        if reset:
-            self.input_shape_ = tuple(int(s) for s in X.shape[1:])
-        return X
-
-    def _fitted_shape(self):
-        check_is_fitted(self, "input_shape_")
-        return self.input_shape_
-
-    def _check_shape(self, shape, *, reset, name):
-        if reset:
-            self.input_shape_ = shape
-            return
-        expected = self._fitted_shape()
-        if shape != tuple(expected):
-            raise ValueError(
-                f"`{name}` holds images of shape {shape} but {type(self).__name__} was fitted on images of shape "
-                f"{tuple(expected)}."
-            )
+        if is_dataset(X) and not self._accepts_datasets:
+            raise TypeError(f"{type(self).__name__} takes arrays or tensors for `{name}`, not a Dataset.")
+        if not reset:
+            check_is_fitted(self, "input_shape_")
+        return self._check_images(X, reset=reset, name=name)
 
     def _encode_labels(self, y, *, name: str = "y", min_classes: int = 2) -> np.ndarray:
         """Fit ``label_encoder_`` on classification labels and return them encoded as int64."""

@@ -7,11 +7,9 @@ expected is said.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-__all__ = ["check_labels", "check_same_length", "check_images", "check_fraction", "check_positive_int"]
+__all__ = ["check_labels", "check_same_length", "check_images", "check_image_input", "ImageInputMixin"]
 
 
 def check_labels(values, name: str, *, allow_none: bool = False) -> np.ndarray | None:
@@ -63,29 +61,7 @@ def check_same_length(**arrays) -> int:
     return next(iter(lengths.values()))
 
 
-def check_fraction(value, name: str, *, low: float = 0.0, high: float = 1.0, closed: str = "both") -> float:
-    """Check that ``value`` is a real number within ``[low, high]``."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"`{name}` must be a real number, got {type(value).__name__}.")
-    ok_low = value >= low if closed in ("both", "left") else value > low
-    ok_high = value <= high if closed in ("both", "right") else value < high
-    if not (ok_low and ok_high):
-        lb = "[" if closed in ("both", "left") else "("
-        rb = "]" if closed in ("both", "right") else ")"
-        raise ValueError(f"`{name}` must be in {lb}{low}, {high}{rb}, got {value!r}.")
-    return float(value)
-
-
-def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
-    """Check that ``value`` is an integer ``>= minimum``."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"`{name}` must be an integer, got {type(value).__name__}.")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
-    return int(value)
-
-
-def check_images(X, name: str = "X", *, expected_shape=None) -> np.ndarray:
+def check_images(X, name: str = "X", *, expected_shape=None, owner: str = "the estimator") -> np.ndarray:
     """Return images ``X`` as a C-contiguous float32 array of shape (n, channels, height, width).
 
     Any strides are accepted (negative strides, slices, transposed views, read-only
@@ -100,6 +76,8 @@ def check_images(X, name: str = "X", *, expected_shape=None) -> np.ndarray:
         The argument's name, used in error messages.
     expected_shape : tuple (channels, height, width), optional
         The shape of one image at fit; a different channel count or size is an error.
+    owner : str, default="the estimator"
+        How error messages name what was fitted.
 
     Raises
     ------
@@ -149,8 +127,87 @@ def check_images(X, name: str = "X", *, expected_shape=None) -> np.ndarray:
         expected = tuple(expected_shape)
         if c != expected[0]:
             raise ValueError(
-                f"`{name}` has {c} channel(s) but the estimator was fitted on images with {expected[0]} "
+                f"`{name}` has {c} channel(s) but {owner} was fitted on images with {expected[0]} "
                 f"(shape {shape} vs {expected})."
             )
-        raise ValueError(f"`{name}` holds images of shape {shape} but the estimator was fitted on images of shape {expected}.")
+        raise ValueError(f"`{name}` holds images of shape {shape} but {owner} was fitted on images of shape {expected}.")
     return X
+
+
+def check_image_input(X, name: str = "X", *, expected_shape=None, owner: str = "the estimator"):
+    """Checked images and the shape of one image: arrays through :func:`check_images`, Datasets by their first item.
+
+    A torch Dataset is never read whole: it must be non-empty and its first
+    item an image ``(channels, height, width)``; non-finite values inside it
+    are not looked for.
+
+    Parameters
+    ----------
+    X : array-like, tensor or torch Dataset
+    name : str, default="X"
+    expected_shape : tuple, optional
+        The shape of one image at fit.
+    owner : str, default="the estimator"
+        How error messages name what was fitted.
+
+    Returns
+    -------
+    X : ndarray (float32, C-contiguous) or the Dataset
+    shape : tuple of int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut._validation import check_image_input
+    >>> check_image_input(np.zeros((2, 1, 4, 4)))[1]
+    (1, 4, 4)
+    >>> check_image_input(np.zeros((2, 1, 5, 5)), expected_shape=(1, 4, 4), owner="ExMapGrouper")
+    Traceback (most recent call last):
+    ...
+    ValueError: `X` holds images of shape (1, 5, 5) but ExMapGrouper was fitted on images of shape (1, 4, 4).
+    """
+    from torch.utils.data import Dataset
+
+    if isinstance(X, Dataset) and not hasattr(X, "shape"):
+        from ._torch import input_shape
+
+        if len(X) == 0:
+            raise ValueError(f"`{name}` is an empty Dataset; at least one sample is needed.")
+        shape = tuple(int(s) for s in input_shape(X))
+        if len(shape) != 3:
+            raise ValueError(f"The items of the Dataset `{name}` must be images (channels, height, width); got shape {shape}.")
+    else:
+        X = check_images(X, name, expected_shape=expected_shape, owner=owner)
+        shape = tuple(int(s) for s in X.shape[1:])
+    if expected_shape is not None and shape != tuple(expected_shape):
+        raise ValueError(
+            f"`{name}` holds images of shape {shape} but {owner} was fitted on images of shape {tuple(expected_shape)}."
+        )
+    return X, shape
+
+
+class ImageInputMixin:
+    """``_check_images(X, reset=...)``: checked images, ``input_shape_`` recorded at fit and enforced after.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skshortcut._validation import ImageInputMixin
+    >>> class Est(ImageInputMixin):
+    ...     pass
+    >>> est = Est()
+    >>> _ = est._check_images(np.zeros((2, 3, 4, 4)), reset=True)
+    >>> est.input_shape_
+    (3, 4, 4)
+    """
+
+    def _check_images(self, X, *, reset: bool, name: str = "X"):
+        expected = None if reset else getattr(self, "input_shape_", None)
+        if not reset and expected is None:
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call fit first.")
+        X, shape = check_image_input(X, name, expected_shape=expected, owner=type(self).__name__)
+        if reset:
+            self.input_shape_ = shape
+        return X

@@ -19,8 +19,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._grouped import GroupedData
 from .._skorch import DeviceConstraint
-from .._torch import input_shape, is_dataset, n_samples
-from .._validation import check_images, check_labels, check_same_length
+from .._torch import n_samples
+from .._validation import ImageInputMixin, check_labels, check_same_length
 from ..base_model import predicted_index, resolve_base_model
 from .spectral import SpectralEigengap, default_n_neighbors, eigengap_n_clusters, kneighbors_graph, laplacian_spectrum
 
@@ -162,7 +162,7 @@ class _PseudoGroups:
         return g._assign(R, self.cls)
 
 
-class BaseGrouper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class BaseGrouper(ImageInputMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Pseudo-groups = class x cluster of a per-sample representation (subclasses define it).
 
     ``transform`` returns a :class:`~skshortcut.GroupedData`, not an array, so
@@ -195,26 +195,6 @@ class BaseGrouper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ checks
-    def _check_images(self, X, *, reset):
-        """Checked images (arrays: finite, 4-D; Datasets: the first item), of the fitted shape at transform."""
-        if is_dataset(X):
-            if len(X) == 0:
-                raise ValueError("`X` is an empty Dataset; at least one sample is needed.")
-            shape = tuple(int(s) for s in input_shape(X))
-            if len(shape) != 3:
-                raise ValueError(f"The items of the Dataset `X` must be images (channels, height, width); got shape {shape}.")
-            if not reset and shape != self.input_shape_:
-                raise ValueError(
-                    f"`X` holds images of shape {shape} but {type(self).__name__} was fitted on images of shape "
-                    f"{self.input_shape_}."
-                )
-        else:
-            X = check_images(X, "X", expected_shape=None if reset else self.input_shape_)
-            shape = tuple(int(s) for s in X.shape[1:])
-        if reset:
-            self.input_shape_ = shape
-        return X
-
     def _make_clusterer(self, R, seed):
         """A fresh clusterer for representation ``R`` (one class, or all samples)."""
         n = len(R)

@@ -18,14 +18,14 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._grouped import GroupedData
-from .._torch import input_shape, is_dataset
-from .._validation import check_images, check_labels, check_same_length
+from .._torch import is_dataset
+from .._validation import ImageInputMixin, check_labels, check_same_length
 from ..base_model import as_base_model
 
 __all__ = []
 
 
-class _FeaturesOrImages:
+class _FeaturesOrImages(ImageInputMixin):
     """Mixin of the retrainers: their ``X`` and ``y`` checked and turned into features.
 
     Reads the parameters ``estimator``, ``head``, ``device``, ``batch_size``
@@ -47,24 +47,6 @@ class _FeaturesOrImages:
                 "matrix (n_samples, n_features). To retrain on images, pass the base model as `estimator=`."
             )
         return X.detach().cpu().numpy() if hasattr(X, "detach") else X
-
-    def _check_images(self, X, *, reset):
-        """Images: finite 4-D arrays (:func:`check_images`), or a Dataset; the shape of fit at predict."""
-        if is_dataset(X):
-            if len(X) == 0:
-                raise ValueError("`X` is an empty Dataset; at least one sample is needed.")
-            shape = tuple(int(s) for s in input_shape(X))
-        else:
-            X = check_images(X, "X", expected_shape=None if reset else self.input_shape_)
-            shape = tuple(int(s) for s in X.shape[1:])
-        if reset:
-            self.input_shape_ = shape
-        elif shape != tuple(self.input_shape_):
-            raise ValueError(
-                f"`X` holds images of shape {shape} but {type(self).__name__} was fitted on images of shape "
-                f"{tuple(self.input_shape_)}."
-            )
-        return X
 
     def _base_model(self, X):
         return as_base_model(self.estimator, X, head=self.head, device=self.device)
