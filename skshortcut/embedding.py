@@ -65,8 +65,13 @@ class Embedder(TransformerMixin, BaseEstimator):
         anything in it) is returned as it is, an ``nn.Module`` is deep-copied
         with its weights, but a bare skorch net is re-created *unfitted*
         (scikit-learn's rule for estimators), so wrap a fitted net in
-        :class:`sklearn.frozen.FrozenEstimator` before a ``GridSearchCV``,
-        ``cross_validate`` or ``Pipeline(memory=...)``.
+        :class:`sklearn.frozen.FrozenEstimator` before a ``GridSearchCV`` or
+        ``cross_validate``. With ``Pipeline(memory=...)`` wrap a module too:
+        the cache is found by :func:`joblib.hash` of this step, which is the
+        same for the same frozen model, but torch writes a storage's memory
+        address into its pickle, so a copy of a model (the deep copy
+        ``clone`` makes of a bare ``nn.Module``, a model sent to another
+        process) hashes differently and misses the cache.
     weights : str, path or weights enum, optional
         The weights of a backbone named by ``estimator`` (passed to
         :func:`~skshortcut.nets.build_classifier`); only with a string
