@@ -22,8 +22,8 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._skorch import DeviceConstraint
-from ._torch import input_shape, is_dataset, iter_batches, n_samples, restore_module_state, torch_seed
-from ._validation import check_images
+from ._torch import is_dataset, iter_batches, n_samples, restore_module_state, torch_seed
+from ._validation import ImageInputMixin
 from .base_model import as_base_model, unwrap_frozen
 
 __all__ = ["Embedder"]
@@ -39,7 +39,7 @@ def _is_unfitted_net(estimator) -> bool:
     )
 
 
-class Embedder(TransformerMixin, BaseEstimator):
+class Embedder(ImageInputMixin, TransformerMixin, BaseEstimator):
     """Images to a base model's penultimate features ``f(x)``, the input of its last linear layer.
 
     The base model ``M = g o f`` of the last-layer methods: DFR retrains
@@ -173,28 +173,6 @@ class Embedder(TransformerMixin, BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ checks
-    def _check_X(self, X, *, reset):
-        """Images: finite 4-D arrays or tensors (``check_images``), or a Dataset of images."""
-        if is_dataset(X):
-            if len(X) == 0:
-                raise ValueError("`X` is an empty Dataset; at least one sample is needed.")
-            shape = tuple(int(s) for s in input_shape(X))
-            if len(shape) != 3:
-                raise ValueError(
-                    f"The items of the Dataset `X` must be images (channels, height, width) or tuples starting "
-                    f"with one; got an image of shape {shape}."
-                )
-            if not reset and shape != self.input_shape_:
-                raise ValueError(
-                    f"`X` holds images of shape {shape} but Embedder was fitted on images of shape {self.input_shape_}."
-                )
-        else:
-            X = check_images(X, "X", expected_shape=None if reset else self.input_shape_)
-            shape = tuple(int(s) for s in X.shape[1:])
-        if reset:
-            self.input_shape_ = shape
-        return X
-
     def _model(self, X):
         """What ``as_base_model`` takes: the given model, or the backbone built from its name."""
         if isinstance(self.estimator, str):
@@ -234,7 +212,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         -------
         self
         """
-        X = self._check_X(X, reset=True)
+        X = self._check_images(X, reset=True)
         self.base_model_ = as_base_model(self._model(X), X, head=self.head, device=self.device)
         self.n_features_out_ = int(self.base_model_.n_features)
         return self
@@ -254,7 +232,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         Z : ndarray of float32, shape (n_samples, n_features_out_)
         """
         check_is_fitted(self, "base_model_")
-        X = self._check_X(X, reset=False)
+        X = self._check_images(X, reset=False)
         return self._embed(X)
 
     def _embed(self, X):
