@@ -192,6 +192,12 @@ class ERMClassifier(ShortcutNet, NeuralNetClassifier):
     >>> clf = ERMClassifier(max_epochs=2, random_state=0).fit(X, y)
     >>> clf.predict(X[:3]).dtype.kind
     'U'
+
+    A preset recipe: the head of a frozen backbone, with SGD.
+
+    >>> head = ERMClassifier(recipe="head_only", max_epochs=1, random_state=0).fit(X, y)
+    >>> head.recipe_["optimizer"].__name__, head.head_name_
+    ('SGD', 'fc')
     """
 
     _parameter_constraints = {
