@@ -19,7 +19,6 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
-from torch import nn
 
 from ._skorch import DeviceConstraint
 from ._torch import is_dataset, iter_batches, n_samples, restore_module_state, torch_seed
@@ -27,16 +26,6 @@ from ._validation import ImageInputMixin
 from .base_model import as_base_model, unwrap_frozen
 
 __all__ = ["Embedder"]
-
-
-def _is_unfitted_net(estimator) -> bool:
-    """A skorch net that is not initialised (never fitted, or re-created unfitted by ``clone``)."""
-    return (
-        not isinstance(estimator, nn.Module)
-        and hasattr(estimator, "module")
-        and hasattr(estimator, "initialize")
-        and not getattr(estimator, "initialized_", False)
-    )
 
 
 class Embedder(ImageInputMixin, TransformerMixin, BaseEstimator):
@@ -186,13 +175,8 @@ class Embedder(ImageInputMixin, TransformerMixin, BaseEstimator):
                 "`weights` applies to a backbone named by a string `estimator`; the given "
                 f"{type(unwrap_frozen(self.estimator)).__name__} already holds its weights."
             )
-        model = unwrap_frozen(self.estimator)
-        if _is_unfitted_net(model):
-            raise TypeError(
-                f"`estimator` is an unfitted {type(model).__name__}. Fit it first; if it was fitted, "
-                "sklearn.base.clone (as in GridSearchCV, cross_validate or Pipeline(memory=...)) replaced it by an "
-                "unfitted copy: pass sklearn.frozen.FrozenEstimator(fitted_net) to keep the fitted model."
-            )
+        # an unfitted net (for example the copy ``clone`` makes of a fitted one) is refused by
+        # as_base_model, with the FrozenEstimator hint
         return self.estimator
 
     # ------------------------------------------------------------------ fit / transform
