@@ -19,3 +19,7 @@ def test_cf_alignment_example_runs_and_finds_the_shortcut(tmp_path, monkeypatch,
     assert table["biased", "bottom"] - table["top", "bottom"] > 0.15  # measured 0.24
     assert ns["before"] - abs(ns["after"]) > 0.1  # measured 0.25 -> 0.05 (beta -0.29)
     assert ns["fixed"].beta_ < 0
+    # each update's psi rests on several samples above the 0.6 base change (measured 6.8 a minibatch of
+    # 30 images; minibatches of 10 kept 2.4, and beta then stayed at 0)
+    kept = [record["n_train_kept"] for record in ns["fixed"].history_[1:]]
+    assert sum(kept) / len(kept) >= 4
