@@ -274,7 +274,7 @@ class ERMClassifier(ShortcutNet, NeuralNetClassifier):
 
     def _resolve_recipe(self) -> dict:
         """The training settings: the recipe's, overridden by the parameters the user set."""
-        recipe = RECIPES[self.recipe or "scratch"]
+        recipe = RECIPES["scratch" if self.recipe is None else self.recipe]
         resolved = dict(recipe)
         for name, default in _DEFAULTS.items():
             value = getattr(self, name)
@@ -303,9 +303,10 @@ class ERMClassifier(ShortcutNet, NeuralNetClassifier):
         ]
         has_validation = self.train_split is not None or bool(self.validation_fraction)
         callbacks += training_callbacks(verbose=self.verbose, patience=self.patience, has_validation=has_validation)
-        try:  # read by skorch's ``get_params`` too, where a parameter may still hold anything
-            cosine = self._resolve_recipe()["lr_schedule"] == "cosine"
-        except (KeyError, TypeError):
+        try:  # read by skorch's ``get_params`` too, where a parameter may still hold anything (checked at fit)
+            cosine = isinstance(self._resolve_recipe()["lr_schedule"], str) and (
+                self._resolve_recipe()["lr_schedule"] == "cosine")
+        except Exception:  # noqa: BLE001 - invalid parameters are reported by fit's checks, not by get_params
             cosine = False
         if cosine:
             epochs = self.max_epochs if isinstance(self.max_epochs, Integral) else 1
