@@ -241,6 +241,14 @@ def _timm(model, in_channels, n_classes, weights, kwargs):
         net = timm.create_model(model, pretrained=True, num_classes=n_classes, **overlay, **kwargs)
     except RuntimeError as exc:
         raise ValueError(f"`weights={weights!r}` do not fit the timm model {model!r}: {exc}") from exc
+    except OSError as exc:  # the Hugging Face hub cannot be reached and the weights are not in its cache
+        if overlay:
+            raise
+        raise FileNotFoundError(
+            f"The timm weights of {model!r} are not in the Hugging Face cache (HF_HOME) and could not be "
+            f"downloaded ({exc}). Without a network, download them elsewhere into that cache, or pass "
+            "`weights=` a local state-dict file."
+        ) from exc
     config = timm.data.resolve_model_data_config(net)
     return net, (tuple(config["mean"]), tuple(config["std"])), True
 

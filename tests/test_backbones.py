@@ -211,6 +211,18 @@ def test_timm_weights_from_a_file_with_the_data_config_normalisation(tmp_path, m
     assert scratch(torch.zeros(2, 1, 32, 32)).shape == (2, 2)
 
 
+def test_timm_pretrained_offline_says_where_weights_go(tmp_path, monkeypatch):
+    pytest.importorskip("timm")
+    constants = pytest.importorskip("huggingface_hub.constants")
+    # read at call time (the environment variables only at import): offline, with an empty cache
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache"):
+        build_classifier("timm:resnet18", (3, 32, 32), 2, weights="DEFAULT")
+    with pytest.raises(ValueError, match="neither a weights name of the timm model 'resnet18'"):
+        build_classifier("timm:resnet18", (3, 32, 32), 2, weights="IMAGENET1K_V1")
+
+
 def test_timm_missing_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "timm", None)
     with pytest.raises(ImportError, match=r"skshortcut\[timm\]"):
