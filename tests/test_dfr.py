@@ -16,7 +16,6 @@ from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch.utils.data import TensorDataset
 
 from skshortcut import DFRRetrainer, ERMClassifier, GroupedData, worst_group_accuracy, worst_group_scorer
@@ -243,9 +242,7 @@ def test_balanced_indices_law(groups, min_size, seed):
 
 
 # ---------------------------------------------------------------------------- scikit-learn's own checks
-@parametrize_with_checks([DFRRetrainer(n_tuning_splits=2, n_retrains=2)])
-def test_sklearn_estimator_checks(estimator, check):
-    check(estimator)
+# scikit-learn's own checks of DFRRetrainer run in tests/test_estimator_checks.py, beside every estimator's
 
 
 def test_image_tags_do_not_claim_feature_tables():

@@ -33,7 +33,7 @@ from sklearn.cluster._spectral import cluster_qr
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = ["SpectralEigengap", "eigengap_n_clusters", "kneighbors_graph", "cluster_qr", "default_n_neighbors"]
 
@@ -336,10 +336,10 @@ class SpectralEigengap(ClusterMixin, BaseEstimator):
         -------
         self
         """
-        X = check_array(X, dtype=[np.float32, np.float64])
+        X = validate_data(self, X, dtype=[np.float32, np.float64])
         n = X.shape[0]
         if n < 3:
-            raise ValueError(f"`X` needs at least 3 samples for spectral clustering; got {n}.")
+            raise ValueError(f"`X` needs at least 3 samples for spectral clustering; got n_samples = {n}.")
         rng = check_random_state(self.random_state)
         k_nn = default_n_neighbors(n) if self.n_neighbors is None else int(self.n_neighbors)
         k_nn = min(k_nn, n - 1)
@@ -367,7 +367,6 @@ class SpectralEigengap(ClusterMixin, BaseEstimator):
         self.labels_ = labels.astype(np.int64)
         self.n_clusters_ = int(self.labels_.max()) + 1
         self._assigner = KNeighborsClassifier(n_neighbors=min(k_nn, n)).fit(X, self.labels_)
-        self.n_features_in_ = X.shape[1]
         return self
 
     def predict(self, X):
@@ -382,7 +381,5 @@ class SpectralEigengap(ClusterMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
         """
         check_is_fitted(self, "labels_")
-        X = check_array(X, dtype=[np.float32, np.float64])
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"`X` has {X.shape[1]} features, but SpectralEigengap was fit with {self.n_features_in_}.")
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
         return self._assigner.predict(X)
