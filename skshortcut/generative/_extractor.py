@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .._torch import restore_module_state
+from ..base_model import find_last_layer
 from ..nets import SmallCNN, build_classifier
 
 __all__ = ["DisentanglerModule", "build_extractor", "split_sizes"]
@@ -82,13 +83,13 @@ def build_extractor(extractor, input_shape, *, weights=None, params=None):
     ----------
     extractor : str or nn.Module
         A name of :func:`~skshortcut.nets.build_classifier` (sized to
-        ``input_shape``), or a module, which is copied (the one passed is
-        never trained). A torchvision ResNet loses its ``fc``, a ``SmallCNN``
-        is cut to its ``features``; any other module must map images to
-        ``(n, n_features)``.
+        ``input_shape``, its last linear layer in forward order removed), or a
+        module, which is copied (the one passed is never trained). A
+        ``SmallCNN`` is cut to its ``features``, a torchvision ResNet loses its
+        ``fc``; any other module must map images to ``(n, n_features)``.
     input_shape : tuple (channels, height, width)
-    weights : str or Path, optional
-        Local state-dict file of a named ResNet.
+    weights : str, weights enum or Path, optional
+        Weights of a named backbone (see :func:`~skshortcut.nets.build_classifier`).
     params : dict, optional
         Options of a named architecture.
 
@@ -110,6 +111,12 @@ def build_extractor(extractor, input_shape, *, weights=None, params=None):
         net = copy.deepcopy(extractor)
     if isinstance(net, SmallCNN):
         net = net.features
+    elif isinstance(extractor, str):
+        # a named backbone (any torchvision or timm architecture, with its normalisation inside):
+        # its head is the last linear layer reached in forward order
+        name, _ = find_last_layer(net, torch.zeros(2, *input_shape), nn.Linear)
+        parent, _, attr = name.rpartition(".")
+        setattr(net.get_submodule(parent) if parent else net, attr, nn.Identity())
     else:
         import torchvision
 

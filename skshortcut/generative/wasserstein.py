@@ -34,6 +34,7 @@ from .._skorch import SKORCH_CONSTRAINTS, ShortcutNet, loss_term_callbacks, trai
 from .._torch import is_dataset
 from .._validation import check_same_length
 from .._constraints import Satisfies
+from ..backbones import check_backbone_name
 from ._critics import critic_objective, extractor_wasserstein, make_critics, wasserstein_terms
 from ._disentanglement_report import disentanglement_report as _disentanglement_report
 from ._extractor import DisentanglerModule, build_extractor, split_sizes
@@ -190,7 +191,7 @@ class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, Ne
 
     _parameter_constraints = {
         **SKORCH_CONSTRAINTS,
-        "extractor": [StrOptions({"cnn", "resnet18", "resnet34", "resnet50"}), nn.Module],
+        "extractor": [str, nn.Module],  # a name is checked by the backbone registry at fit
         "n_background_features": [Interval(Integral, 1, None, closed="left"), Interval(Real, 0, 1, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "lambda_gp": [Interval(Real, 0, None, closed="left")],
@@ -383,6 +384,11 @@ class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, Ne
         return {"loss": loss, "y_pred": y_pred}
 
     # ------------------------------------------------------------------ fit
+    def _check_params(self):
+        super()._check_params()
+        if isinstance(self.extractor, str):
+            check_backbone_name(self.extractor, "extractor")
+
     def fit(self, X, y=None, **fit_params):
         """Train extractor, heads and critics (Eqs. 9-10).
 
