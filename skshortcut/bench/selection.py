@@ -33,6 +33,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..metrics import worst_group_accuracy
 
@@ -49,21 +50,23 @@ GRIDS = {
 }
 
 
-class _Head:
-    """The ERM model's linear head as a fitted scikit-learn-style classifier over its embeddings.
+class _Head(ClassifierMixin, BaseEstimator):
+    """The ERM model's linear head as a fitted scikit-learn classifier over its embeddings.
 
     The grids fit many heads on the same data: the images are embedded once and
     every method gets the base model as this head (its probabilities for AFR and
-    JTT, its weights as AFR's ``W_0``).
+    JTT, its weights as AFR's ``W_0``). Built fitted by :meth:`of`.
     """
 
-    _estimator_type = "classifier"
-
-    def __init__(self, base, classes):
+    @classmethod
+    def of(cls, base, classes):
+        head = cls()
         W = base.head.weight.detach().cpu().double().numpy()
         b = base.head.bias.detach().cpu().double().numpy()
         idx = base.class_to_logit(classes)
-        self.coef_, self.intercept_, self.classes_ = W[idx], b[idx], np.asarray(classes)
+        head.coef_, head.intercept_, head.classes_ = W[idx], b[idx], np.asarray(classes)
+        head.n_features_in_ = W.shape[1]
+        return head
 
     def fit(self, X, y):  # already fitted: the base model
         return self
@@ -127,7 +130,9 @@ def compare_selection_rules(dataset="colored-digits", *, seed=0, methods=None, s
     -------
     dict
         ``{"dataset", "seed", "seconds", "pseudo_group_ari", "methods": {method: {"configs": [...],
-        "picked": {rule: config index}, "test_worst_group": {rule: float, "best": float}}}}``.
+        "picked": {rule: config index}, "test_worst_group": {rule: float, "best": float}}}}``. A
+        configuration the method refuses on the data (JTT with an error set of one class) is left out
+        and its message kept under ``"errors"``; a method that refuses every one has no picks.
 
     Examples
     --------
@@ -166,7 +171,7 @@ def compare_selection_rules(dataset="colored-digits", *, seed=0, methods=None, s
     base = as_base_model(erm, val.X, device=device)
     Z_val, Z_test = base.embed(val.X), base.embed(test.X)
     Z_fit, Z_sel = Z_val[fit_idx], Z_val[sel_idx]
-    head = _Head(base, erm.classes_)
+    head = _Head.of(base, erm.classes_)
 
     result = {
         "dataset": dataset,
@@ -178,23 +183,37 @@ def compare_selection_rules(dataset="colored-digits", *, seed=0, methods=None, s
     for method in methods:
         configs = GRIDS[method]
         scores = {rule: [] for rule in RULES}
-        test_wga = []
+        test_wga, errors = [], []
         for config in configs:
             est, uses_groups = _estimator(method, config, head, seed)
-            est.fit(Z_fit, y_fit, **({"groups": g_fit} if uses_groups else {}))
+            try:
+                est.fit(Z_fit, y_fit, **({"groups": g_fit} if uses_groups else {}))
+            except ValueError as exc:  # a configuration the method refuses on these data (JTT's error set)
+                errors.append(f"{config}: {exc}")
+                for rule in RULES:
+                    scores[rule].append(-np.inf)
+                test_wga.append(np.nan)
+                continue
             pred = est.predict(Z_sel)
             scores["true groups"].append(worst_group_accuracy(y_sel, pred, groups=g_sel))
             scores["pseudo-groups"].append(worst_group_accuracy(y_sel, pred, groups=pseudo_sel))
             scores["worst-class"].append(worst_group_accuracy(y_sel, pred, groups=y_sel))
             scores["mean accuracy"].append(float(np.mean(pred == y_sel)))
             test_wga.append(worst_group_accuracy(test.y, est.predict(Z_test), groups=test.groups))
+        if all(np.isnan(test_wga)):
+            result["methods"][method] = {"configs": configs, "errors": errors}
+            continue
         picked = {rule: int(np.argmax(scores[rule])) for rule in RULES}  # ties: the first in grid order
         result["methods"][method] = {
             "configs": configs,
             "selection_scores": {rule: [float(s) for s in scores[rule]] for rule in RULES},
             "test_worst_group_per_config": [float(t) for t in test_wga],
             "picked": picked,
-            "test_worst_group": {**{rule: float(test_wga[i]) for rule, i in picked.items()}, "best": float(max(test_wga))},
+            "test_worst_group": {
+                **{rule: float(test_wga[i]) for rule, i in picked.items()},
+                "best": float(np.nanmax(test_wga)),
+            },
+            **({"errors": errors} if errors else {}),
         }
     result["seconds"] = time.perf_counter() - start
     return result
@@ -224,7 +243,7 @@ def summarize_selection(results):
     values = {}
     for res in sorted(results, key=lambda r: (r["dataset"], r["seed"])):
         for method, m in res["methods"].items():
-            for rule, value in m["test_worst_group"].items():
+            for rule, value in m.get("test_worst_group", {}).items():
                 values.setdefault(res["dataset"], {}).setdefault(method, {}).setdefault(rule, []).append(float(value))
     out = {}
     for dataset, methods in values.items():
