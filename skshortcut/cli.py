@@ -54,6 +54,22 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--scale", type=_positive_float, default=1.0,
                        help=f"multiply the data set sizes (quick runs: 0.2; at most {MAX_SCALE:g})")
     bench.add_argument("--max-epochs", type=_positive_int, default=None, help="override the ERM epochs (>= 1)")
+    net = bench.add_argument_group(
+        "backbone", "the shared ERM model every method that takes a base model starts from (default: the data "
+        "set's from-scratch SmallCNN)")
+    net.add_argument("--backbone", default=None, metavar="NAME",
+                     help="a backbone name of skshortcut.nets.build_classifier: 'efficientnet_lite0', 'resnet18', "
+                     "any torchvision architecture, 'timm:<name>'")
+    net.add_argument("--weights", default=None, metavar="W",
+                     help="its pretrained weights: 'DEFAULT' (the default with --finetune / --frozen), a torchvision "
+                     "weights name ('IMAGENET1K_V1'), or a local state-dict file")
+    recipe = net.add_mutually_exclusive_group()
+    recipe.add_argument("--finetune", dest="recipe", action="store_const", const="finetune",
+                        help="fine-tune the whole pretrained network (SGD, momentum 0.9, crop + flip)")
+    recipe.add_argument("--frozen", dest="recipe", action="store_const", const="head_only",
+                        help="train only the head on the frozen pretrained backbone")
+    net.add_argument("--image-size", type=_positive_int, default=None, metavar="N",
+                     help="resize the images to N x N pixels inside the network (e.g. 48 for digits)")
     bench.add_argument("-v", "--verbose", action="count", default=0)
     return parser
 
@@ -67,10 +83,11 @@ def main(argv=None) -> int:
         from .bench.core import check_benchmark_args
 
         methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
-        settings = dict(seed=args.seed, device=args.device, out=args.out, scale=args.scale, max_epochs=args.max_epochs)
+        settings = dict(seed=args.seed, device=args.device, out=args.out, scale=args.scale, max_epochs=args.max_epochs,
+                        backbone=args.backbone, weights=args.weights, recipe=args.recipe, image_size=args.image_size)
         try:
             check_benchmark_args(args.dataset, methods, **settings)
-        except ValueError as exc:
+        except (ValueError, ImportError) as exc:
             # a usage error: one line and exit status 2, as argparse reports its own
             parser.exit(2, f"{parser.prog} benchmark: error: {exc}\n")
         # past the checks, an error is a fault worth its traceback, not a usage error

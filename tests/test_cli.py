@@ -128,3 +128,68 @@ def test_format_table_and_markdown_show_the_worst_group_interval():
     assert "95% bootstrap interval" in format_table(report)
     md = format_markdown(report)
     assert "| erm | none | 0.900 | 0.100 [0.050, 0.200] | 0.100 | 0.900 | 1.0 |" in md
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--frozen"], r"`recipe='head_only'` trains from pretrained weights: give a pretrained `backbone`"),
+    (["--backbone", "cnn", "--finetune"], r"`recipe='finetune'` trains from pretrained weights"),
+    (["--weights", "DEFAULT"], r"`weights='DEFAULT'` trains from pretrained weights"),
+    (["--backbone", "resnet18", "--weights", "DEFAULT"], r"needs `recipe` 'finetune' or 'head_only' \(--finetune / --frozen\)"),
+    (["--backbone", "resnet_18"], r"Unknown `backbone` 'resnet_18'. Closest: 'resnet18'"),
+    (["--backbone", "resnet18", "--frozen", "--weights", "IMAGENET9K"],
+     r"`weights='IMAGENET9K'` is neither a weights name of backbone 'resnet18' \(IMAGENET1K_V1, DEFAULT\)"),
+    (["--backbone", "efficientnet_lite0", "--frozen", "--weights", "IMAGENET1K_V1"],
+     r"neither a weights name of backbone 'efficientnet_lite0' \(DEFAULT\) nor an existing state-dict file"),
+])
+def test_bad_backbone_settings_are_one_line_usage_errors(argv, match, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", "--methods", "erm", "--out", str(tmp_path / "o"), *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("skshortcut benchmark: error: ")
+    assert re.search(match, err), err
+    assert not (tmp_path / "o").exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--backbone", "efficientnet_lite0", "--frozen", "--finetune"], "not allowed with argument"),
+    (["--image-size", "0"], "--image-size: must be >= 1, got 0"),
+])
+def test_backbone_argument_types_are_checked_by_argparse(argv, match, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", *argv])
+    assert exc.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(recipe="frozen", backbone="resnet18"), r"`recipe` must be one of \('finetune', 'head_only'\)"),
+    (dict(image_size=0), "`image_size` must be an int >= 1"),
+    (dict(backbone=3), "`backbone` must be a backbone name"),
+])
+def test_run_benchmark_refuses_bad_backbone_settings_before_making_data(kwargs, match, monkeypatch):
+    def boom(seed, scale):
+        raise AssertionError("data made before the settings were checked")
+
+    monkeypatch.setattr(DATASETS["colored-digits"], "make", boom)
+    with pytest.raises((ValueError, TypeError), match=match):
+        run_benchmark("colored-digits", ["erm"], echo=None, **kwargs)
+
+
+def test_shared_erm_settings_follow_the_backbone_options():
+    from skshortcut.bench import BenchmarkContext
+
+    def params(**network):
+        return BenchmarkContext("colored-digits", None, 3, "cpu", None, **network).erm_params()
+
+    scratch = dict(DATASETS["colored-digits"].erm_params, random_state=3)
+    assert params() == scratch  # no option: the data set's own SmallCNN, unchanged
+    assert params(backbone="cnn", image_size=48) == {**scratch, "module": "cnn", "module__image_size": 48}
+    # another backbone drops the SmallCNN's module__* settings; a recipe starts from the DEFAULT weights
+    frozen = params(backbone="efficientnet_lite0", recipe="head_only", image_size=48, max_epochs=2)
+    assert frozen == {"max_epochs": 2, "patience": None, "module": "efficientnet_lite0", "recipe": "head_only",
+                      "weights": "DEFAULT", "module__image_size": 48, "random_state": 3}
+    tuned = params(backbone="resnet18", recipe="finetune", weights="IMAGENET1K_V1")
+    assert tuned["weights"] == "IMAGENET1K_V1" and tuned["recipe"] == "finetune"
+    assert not any(k.startswith("module__") for k in tuned)
+    assert params(backbone="resnet18")["module"] == "resnet18" and "weights" not in params(backbone="resnet18")

