@@ -158,7 +158,7 @@ def test_an_unfitted_classifier_gives_the_starting_head(split):
         ({"lr": -1.0}, "lr"),
         ({"weight_decay": -1.0}, "weight_decay"),
         ({"max_epochs": 0}, "max_epochs"),
-        ({"sgd_batch_size": 0}, "sgd_batch_size"),
+        ({"batch_size": 0}, "batch_size"),
     ],
 )
 def test_bad_hyperparameters(split, kwargs, match):

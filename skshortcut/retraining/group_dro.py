@@ -95,11 +95,10 @@ class GroupDRORetrainer(LastLayerRetrainer):
         Adam learning rate.
     weight_decay : float >= 0, default=1e-4
     max_epochs : int, default=100
-    sgd_batch_size : int, default=128
-        Minibatch size of the training.
     head : str, optional
-    batch_size : int, default=256
-        Batch size for embedding images.
+    batch_size : int, default=128
+        Samples per optimisation step, and per batch when embedding images (the
+        meaning ``batch_size`` has in every estimator of the package).
     device : {"auto", "cpu", "cuda", ...}, default="auto"
         Where images are embedded (the head trains on the CPU).
     random_state : int, RandomState or None, default=None
@@ -149,7 +148,6 @@ class GroupDRORetrainer(LastLayerRetrainer):
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
-        "sgd_batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "head": [None, str],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "device": "no_validation",
@@ -166,9 +164,8 @@ class GroupDRORetrainer(LastLayerRetrainer):
         lr=1e-2,
         weight_decay=1e-4,
         max_epochs=100,
-        sgd_batch_size=128,
         head=None,
-        batch_size=256,
+        batch_size=128,
         device="auto",
         random_state=None,
         verbose=0,
@@ -179,7 +176,6 @@ class GroupDRORetrainer(LastLayerRetrainer):
         self.lr = lr
         self.weight_decay = weight_decay
         self.max_epochs = max_epochs
-        self.sgd_batch_size = sgd_batch_size
         self.head = head
         self.batch_size = batch_size
         self.device = device
@@ -238,8 +234,8 @@ class GroupDRORetrainer(LastLayerRetrainer):
         n = len(y_idx)
         for _ in range(self.max_epochs):
             order = torch.randperm(n, generator=gen)
-            for start in range(0, n, self.sgd_batch_size):
-                idx = order[start : start + self.sgd_batch_size]
+            for start in range(0, n, self.batch_size):
+                idx = order[start : start + self.batch_size]
                 losses = torch.nn.functional.cross_entropy(head(Zt[idx]), yt[idx], reduction="none")
                 gb = gt[idx]
                 sums = torch.zeros(n_groups).index_add(0, gb, losses)
