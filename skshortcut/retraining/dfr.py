@@ -180,7 +180,7 @@ class DFRRetrainer(_FeaturesOrImages, ClassifierMixin, BaseEstimator):
         one-vs-rest models); ``max_iter`` means it did not converge.
     n_features_in_ : int
         Number of features of ``X`` (without ``estimator``).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Column names of ``X``, when it is a data frame with string column names.
     input_shape_ : tuple (channels, height, width)
         Shape of one image of ``X`` (with ``estimator``).
