@@ -303,3 +303,104 @@ def test_attribute_rejects_non_images_and_non_models(cnn):
         attribute(cnn, np.zeros((4, 10), dtype="float32"))
     with pytest.raises(TypeError, match="`estimator`"):
         attribute("a model", np.zeros((4, 3, 8, 8), dtype="float32"))
+
+
+# ------------------------------------------------------------------ closed-form gamma rule
+def _zennit_reference(model, zero_params=None):
+    """The default composite with zennit's own Gamma rule: the heatmaps before the closed form."""
+    from zennit.rules import Gamma
+
+    from skshortcut.explain import _auto_canonizers, _epsilon_gamma_composite
+
+    return _epsilon_gamma_composite(_auto_canonizers(model), 4.0, 1e-6, zero_params, conv_rule=Gamma)
+
+
+def _max_rel_err(new, old):
+    new, old = torch.as_tensor(new).flatten(1), torch.as_tensor(old).flatten(1)
+    return float(((new - old).abs().amax(1) / old.abs().amax(1)).max())
+
+
+def test_default_lrp_heatmaps_equal_zennits_gamma_rule_on_a_small_cnn(cnn, images):
+    X = np.concatenate([images, images[::-1] * 0.5])
+    new = attribute(cnn, X, batch_size=8)
+    old = attribute(cnn, X, batch_size=8, method_params={"composite": _zennit_reference(cnn)})
+    np.testing.assert_allclose(new, old, rtol=0, atol=1e-5)
+    x = torch.as_tensor(images)
+    assert _max_rel_err(LRP(cnn).attribute(x), LRP(cnn, composite=_zennit_reference(cnn)).attribute(x)) < 1e-5
+
+
+def test_default_lrp_heatmaps_equal_zennits_gamma_rule_on_resnet18():
+    from torchvision.models import resnet18
+
+    torch.manual_seed(1)
+    net = _randomise_batchnorm(resnet18(weights=None, num_classes=3))
+    X = torch.rand(6, 3, 48, 48).numpy()
+    new = attribute(net, X, batch_size=4, channels="keep")
+    old = attribute(net, X, batch_size=4, channels="keep", method_params={"composite": _zennit_reference(net)})
+    np.testing.assert_allclose(new, old, rtol=0, atol=1e-5)
+    assert _hooks(net) == 0
+    assert all(p.grad is None for p in net.parameters())
+
+
+@pytest.mark.parametrize("groups, stride, signed", [(1, 1, True), (2, 1, False), (2, 2, True), (1, 2, False)])
+def test_closed_form_gamma_matches_zennit_on_grouped_strided_convs_and_signed_inputs(groups, stride, signed):
+    torch.manual_seed(2)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, stride=stride, groups=groups, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3),
+    )  # fmt: skip
+    x = torch.rand(6, 3, 15, 15) * 2 - 1 if signed else torch.rand(6, 3, 15, 15)
+    new = LRP(net).attribute(x)
+    old = LRP(net, composite=_zennit_reference(net)).attribute(x)
+    assert _max_rel_err(new, old) < 1e-5
+
+
+class _ConvThenInplaceRelu(nn.Module):
+    """A layer whose output is changed in place by an operation zennit does not see."""
+
+    def __init__(self, conv1d=False):
+        super().__init__()
+        conv = nn.Conv1d if conv1d else nn.Conv2d
+        self.conv = conv(3, 6, 3, padding=1)
+        self.conv2 = conv(6, 6, 3, padding=1, padding_mode="reflect")
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x):
+        h = torch.nn.functional.relu(self.conv(x), inplace=True)
+        h = torch.relu(self.conv2(h))
+        return self.fc(h.flatten(2).mean(2))
+
+
+@pytest.mark.parametrize("conv1d", [False, True])
+def test_closed_form_gamma_handles_inplace_outputs_conv1d_and_falls_back_on_other_paddings(conv1d):
+    from skshortcut._lrp_rules import ClosedFormGamma
+
+    torch.manual_seed(3)
+    net = _ConvThenInplaceRelu(conv1d)
+    assert ClosedFormGamma().covers(net.conv) and not ClosedFormGamma().covers(net.conv2)  # reflect padding
+    x = torch.rand(5, 3, 12) if conv1d else torch.rand(5, 3, 10, 10)
+    new = LRP(net).attribute(x)
+    old = LRP(net, composite=_zennit_reference(net)).attribute(x)
+    assert _max_rel_err(new, old) < 1e-5
+
+
+def test_closed_form_gamma_runs_two_convolutions_per_layer_not_six(cnn, images, monkeypatch):
+    import torch.nn.modules.conv as conv_module
+
+    calls = []
+    real = conv_module.F.conv2d
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(conv_module.F, "conv2d", counting)
+    x = torch.as_tensor(images[:2])
+    n_convs = sum(isinstance(m, nn.Conv2d) for m in cnn.modules())
+    LRP(cnn).attribute(x, torch.tensor([0, 1]))
+    # the layer's own forward pass and |W| * |x|; zennit's Gamma re-runs each layer five times
+    assert len(calls) == 2 * n_convs
+    calls.clear()
+    LRP(cnn, composite=_zennit_reference(cnn)).attribute(x, torch.tensor([0, 1]))
+    assert len(calls) == 6 * n_convs
