@@ -27,6 +27,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn.base import ClassNamePrefixFeaturesOutMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, Options, validate_parameter_constraints
 from sklearn.utils.multiclass import check_classification_targets
@@ -38,6 +39,7 @@ from ._validation import ImageInputMixin, check_labels, check_same_length
 
 __all__ = [
     "AutoDeviceMixin",
+    "LatentFeaturesMixin",
     "ShortcutNet",
     "DeviceConstraint",
     "SKORCH_CONSTRAINTS",
@@ -190,6 +192,15 @@ def _init_parameter_names(cls) -> frozenset:
         )
         type.__setattr__(cls, "_init_parameter_names_cache", names)
     return names
+
+
+class LatentFeaturesMixin(ClassNamePrefixFeaturesOutMixin):
+    """``get_feature_names_out`` (``<classname>0``, ``<classname>1``, ...) for the networks that transform.
+
+    With it, scikit-learn's ``set_output`` works on their ``transform`` (``"pandas"``
+    gives a DataFrame with those column names) and in a ``Pipeline``. A subclass
+    sets ``_n_features_out`` (a property raising AttributeError before fit).
+    """
 
 
 class ShortcutNet(ImageInputMixin, AutoDeviceMixin):

@@ -109,3 +109,13 @@ def test_predict_leaves_the_callers_torch_rng_alone(tiny_images):
     clf.predict_proba(X)
     clf.decision_function(X)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_partial_fit_takes_float64_images_and_string_labels(tiny_images):
+    X, y = tiny_images
+    X64, labels = X.astype(np.float64), np.where(y == 1, "dog", "cat")
+    clf = ERMClassifier(max_epochs=1, random_state=0, device="cpu", validation_fraction=0)
+    clf.partial_fit(X64[:20], labels[:20], classes=["cat", "dog"]).partial_fit(X64[20:], labels[20:])
+    assert len(clf.history) == 2 and set(clf.predict(X64)) <= {"cat", "dog"}
+    with pytest.raises(ValueError, match="unseen at fit"):
+        clf.partial_fit(X64[:4], np.array(["cow"] * 4))

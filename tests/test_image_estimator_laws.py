@@ -179,3 +179,20 @@ def test_labels(spec):
     assert set(np.asarray(est.predict(X)).tolist()) <= {"a", "b"}
     ints = spec.fit(spec.make(), X, (y == "b").astype(int) + 3)  # an int label set
     assert set(np.asarray(ints.predict(X)).tolist()) <= {3, 4}
+
+
+def test_transformers_support_set_output(spec):
+    if not hasattr(spec.make(), "transform"):
+        pytest.skip("not a transformer")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    X, y = _images()
+    fg = spec.fit(spec.make(), X, y)
+    names = fg.get_feature_names_out()
+    assert len(names) == fg.transform(X).shape[1] and len(set(names)) == len(names)
+    frame = spec.fit(spec.make().set_output(transform="pandas"), X, y).transform(X)
+    assert list(frame.columns) == list(names)
+    if spec.supervised and not spec.two_labels:
+        pipe = make_pipeline(spec.make(), LogisticRegression()).set_output(transform="default")
+        assert 0 <= pipe.fit(X, y).score(X, y) <= 1

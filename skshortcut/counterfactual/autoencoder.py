@@ -22,7 +22,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .._skorch import SKORCH_CONSTRAINTS, ShortcutNet, training_callbacks
+from .._skorch import LatentFeaturesMixin, SKORCH_CONSTRAINTS, ShortcutNet, training_callbacks
 from .._torch import _seed_from, is_dataset, iter_batches, n_samples, restore_module_state
 from ..nets import ConvDecoder, ConvEncoder
 
@@ -75,7 +75,7 @@ class ConvAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
-class Autoencoder(ShortcutNet, TransformerMixin, NeuralNet):
+class Autoencoder(ShortcutNet, LatentFeaturesMixin, TransformerMixin, NeuralNet):
     """A skorch autoencoder for images: ``fit(X)``, ``transform`` to codes, ``inverse_transform`` to images.
 
     The reconstruction loss compares the decoder output with the input
@@ -139,6 +139,12 @@ class Autoencoder(ShortcutNet, TransformerMixin, NeuralNet):
     >>> ae.score(X) <= 0  # negative mean squared error: greater is better
     True
     """
+
+    @property
+    def _n_features_out(self):  # the columns of ``transform``: the latent code
+        if not getattr(self, "initialized_", False) or not hasattr(self, "input_shape_"):
+            raise AttributeError("_n_features_out")
+        return int(self.latent_dim)
 
     _parameter_constraints = {
         **SKORCH_CONSTRAINTS,

@@ -28,7 +28,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .._skorch import SKORCH_CONSTRAINTS, ShortcutNet, loss_term_callbacks, training_callbacks
+from .._skorch import LatentFeaturesMixin, SKORCH_CONSTRAINTS, ShortcutNet, loss_term_callbacks, training_callbacks
 from .._torch import _seed_from, is_dataset, iter_batches, n_samples, restore_module_state, torch_seed
 from ._chroma_vae_module import (
     ChromaVAEModule,
@@ -43,7 +43,7 @@ from ._chroma_vae_z2 import BUILTIN_Z2, build_z2_classifier
 __all__ = ["ChromaVAEClassifier", "ChromaVAEModule", "latent_split", "default_n_down"]
 
 
-class ChromaVAEClassifier(ShortcutNet, ClassifierMixin, TransformerMixin, NeuralNet):
+class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, TransformerMixin, NeuralNet):
     """Chroma-VAE: a VAE classifier whose second stage learns on the shortcut-free latent subspace.
 
     Yang et al. (NeurIPS 2022), Algorithm 1:
@@ -178,6 +178,12 @@ class ChromaVAEClassifier(ShortcutNet, ClassifierMixin, TransformerMixin, Neural
     ((60, 3), 'U')
     """
 
+
+    @property
+    def _n_features_out(self):  # the columns of ``transform``: mu(x)_2
+        if not hasattr(self, "z2_classifier_"):
+            raise AttributeError("_n_features_out")
+        return self.dim_z2_
 
     _parameter_constraints = {
         **SKORCH_CONSTRAINTS,

@@ -30,7 +30,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .._skorch import SKORCH_CONSTRAINTS, ShortcutNet, loss_term_callbacks, training_callbacks
+from .._skorch import LatentFeaturesMixin, SKORCH_CONSTRAINTS, ShortcutNet, loss_term_callbacks, training_callbacks
 from .._torch import is_dataset
 from .._validation import check_same_length
 from .._constraints import Satisfies
@@ -50,7 +50,7 @@ def _is_betas(value):
     return len(value) == 2 and all(isinstance(b, Real) and not isinstance(b, bool) and 0 <= b < 1 for b in value)
 
 
-class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, NeuralNet):
+class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, TransformerMixin, NeuralNet):
     """Wasserstein disentanglement of foreground and background features (D3S, section 5).
 
     A feature extractor ``h`` maps an image ``x`` to ``z = (z_fg, z_bg)``
@@ -188,6 +188,14 @@ class WassersteinDisentangler(ShortcutNet, ClassifierMixin, TransformerMixin, Ne
     >>> wd.transform(X).shape, wd.transform(X, part="bg").shape, wd.predict(X[:2]).dtype.kind
     ((64, 12), (64, 4), 'U')
     """
+
+    @property
+    def _n_features_out(self):  # the columns of ``transform`` with the ``transform_part`` parameter
+        if not hasattr(self, "n_foreground_features_"):
+            raise AttributeError("_n_features_out")
+        return {"fg": self.n_foreground_features_, "bg": self.n_background_features_}.get(
+            self.transform_part, self.n_features_
+        )
 
     _parameter_constraints = {
         **SKORCH_CONSTRAINTS,
