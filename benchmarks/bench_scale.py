@@ -34,7 +34,7 @@ Usage::
 
 Options: ``--root DIR`` (reuse / keep the image folder), ``--device``,
 ``--batch-size``, ``--workers``, ``--erm-n``, ``--heatmap-size``,
-``--no-exmap``.
+``--no-exmap``; ``--summarize FILE`` recomputes the growth figures of a saved result.
 """
 
 from __future__ import annotations
@@ -212,6 +212,7 @@ def measure(args) -> dict:
     out["dfr_seconds"] = time.perf_counter() - t0
     out["dfr_worst_group_accuracy_test"] = float(worst_group_accuracy(ds.y[test], dfr.predict(Z[test]), groups=ds.groups[test]))
     out["peak_after_embedding_dfr"] = _peak_rss_bytes()
+    out["rss_after_embedding_dfr"] = _rss_bytes()  # the embeddings still held
     del Z, dfr, emb
 
     if not args.no_exmap:
@@ -240,8 +241,48 @@ def measure(args) -> dict:
         out["exmap_n_groups"] = int(len(np.unique(grouped.groups)))
         out["heatmap_bytes"] = int(4 * args.heatmap_size**2)
         out["peak_after_exmap"] = _peak_rss_bytes()
+        out["rss_after_exmap"] = _rss_bytes()  # heatmaps freed, embeddings and groups held
         del grouped, grouper
     return out
+
+
+# --------------------------------------------------------------------------- growth per image
+GROWTH = {
+    # what the process holds before embedding: the data set's paths and labels
+    "rss_before_embedding": lambda r: r["rss_before_embedding"],
+    # the embedding + DFR stage: its peak, and its peak above its own start
+    "peak_after_embedding_dfr": lambda r: r["peak_after_embedding_dfr"],
+    "embedding_dfr_peak_above_start": lambda r: r["peak_after_embedding_dfr"] - r["rss_before_embedding"],
+    "rss_after_embedding_dfr": lambda r: r["rss_after_embedding_dfr"],
+    # ExMap: its peak, and its peak above its own start
+    "peak_after_exmap": lambda r: r["peak_after_exmap"],
+    "exmap_peak_above_start": lambda r: r["peak_after_exmap"] - r["rss_before_exmap"],
+    "rss_after_exmap": lambda r: r["rss_after_exmap"],
+}
+
+
+def summarize(result) -> dict:
+    """Growth per image of each memory figure: between consecutive sizes, and the least-squares slope."""
+    runs = sorted(result["runs"], key=lambda r: r["n"])
+    growth = {}
+    for name, value in GROWTH.items():
+        try:
+            values = [value(r) for r in runs]
+        except KeyError:
+            continue
+        ns = [r["n"] for r in runs]
+        entry = {f"{a}->{b}": round((vb - va) / (b - a), 1) for a, b, va, vb in zip(ns, ns[1:], values, values[1:])}
+        if len(runs) > 2:
+            entry["slope"] = round(float(np.polyfit(ns, values, 1)[0]), 1)
+        growth[name] = entry
+    result["growth_bytes_per_image"] = growth
+    d = runs[0]["n_features"]
+    result["references_bytes_per_image"] = {
+        "embedding_float32": 4 * d,
+        "heatmap_float32": 4 * result["heatmap_size"] ** 2,
+        "image_float32": 4 * 3 * IMAGE_SIZE**2,
+    }
+    return result
 
 
 # --------------------------------------------------------------------------- driver
@@ -256,8 +297,15 @@ def main(argv=None):
     parser.add_argument("--heatmap-size", type=int, default=8)
     parser.add_argument("--no-exmap", action="store_true")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--summarize", default=None, help="recompute the growth figures of a saved result file")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.summarize:
+        path = Path(args.summarize)
+        result = summarize(json.loads(path.read_text()))
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result["growth_bytes_per_image"], indent=1))
+        return result
     import torch
 
     torch.set_num_threads(1)
@@ -304,18 +352,9 @@ def main(argv=None):
             msg += f"; heatmaps {run['heatmap_images_per_s']:.0f} img/s, peak RSS {run['peak_after_exmap'] / 2**20:.0f} MiB"
         print(msg, flush=True)
     result["runs"] = runs
-    growth = {}
-    for stage in ("peak_after_embedding_dfr", "peak_after_exmap"):
-        if stage in runs[0] and len(runs) > 1:
-            slope = np.polyfit([r["n"] for r in runs], [r[stage] for r in runs], 1)[0]
-            growth[stage] = round(float(slope), 1)
-    result["growth_bytes_per_image"] = growth
-    result["references_bytes_per_image"] = {
-        "embedding_float32": 4 * runs[0]["n_features"],
-        "embedding_plus_heatmap_float32": 4 * runs[0]["n_features"] + 4 * args.heatmap_size**2,
-        "image_float32": 4 * 3 * IMAGE_SIZE**2,
-    }
-    print("peak-RSS growth per image (bytes):", growth, "references:", result["references_bytes_per_image"])
+    summarize(result)
+    print("peak-RSS growth per image (bytes):", result["growth_bytes_per_image"],
+          "references:", result["references_bytes_per_image"])
     out = Path(args.out or Path(__file__).parent / "results" / "scale.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
