@@ -19,7 +19,14 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skshortcut import ChromaVAEClassifier, ERMClassifier, MaskAndCombineRetrainer, WassersteinDisentangler
+from skshortcut import (
+    ChromaVAEClassifier,
+    ERMClassifier,
+    ExMapGrouper,
+    FeatureClusterGrouper,
+    MaskAndCombineRetrainer,
+    WassersteinDisentangler,
+)
 from skshortcut.counterfactual import Autoencoder
 from skshortcut.grouping import SpectralEigengap
 from skshortcut.retraining import AFRRetrainer, DFRRetrainer, GroupDRORetrainer, JTTRetrainer
@@ -112,6 +119,8 @@ IMAGE_ESTIMATORS = [
     ChromaVAEClassifier(dim_z=4, max_epochs=1, random_state=0, device="cpu"),
     WassersteinDisentangler(max_epochs=1, random_state=0, device="cpu"),
     Autoencoder(latent_dim=4, max_epochs=1, random_state=0, device="cpu"),
+    ExMapGrouper(device="cpu", random_state=0),
+    FeatureClusterGrouper(clustering="kmeans", device="cpu", random_state=0),
 ]
 FEATURE_ESTIMATORS = [
     # an unfitted base classifier is fit on the fit data first (the published protocol fits it on other data)
