@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PYTEST_ARGS ?=
+# two workers (the machines have two cores), each test module on one worker so that its
+# module-scoped fixtures (trained models) are built once
+PYTEST_ARGS ?= -n 2 --dist loadscope
 
 .PHONY: env demo test pytest docs benchmarks clean
 
