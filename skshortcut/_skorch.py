@@ -111,6 +111,16 @@ class AutoDeviceMixin:
             self.device_auto_ = False
         return super().set_params(**kwargs)
 
+    def __setstate__(self, state):
+        # skorch maps tensors to ``state["device"]``, which torch cannot read while it is still
+        # "auto" (an unfitted net, as joblib and Dask ship them to workers): load on the CPU, then
+        # keep reporting "auto"
+        if state.get("device") == "auto":
+            super().__setstate__({**state, "device": "cpu"})
+            self.device = "auto"
+            return
+        super().__setstate__(state)
+
 
 def training_callbacks(*, verbose, patience=None, has_validation=False):
     """The skorch callbacks every network of the package adds to skorch's defaults.

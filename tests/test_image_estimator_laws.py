@@ -196,3 +196,12 @@ def test_transformers_support_set_output(spec):
     if spec.supervised and not spec.two_labels:
         pipe = make_pipeline(spec.make(), LogisticRegression()).set_output(transform="default")
         assert 0 <= pipe.fit(X, y).score(X, y) <= 1
+
+
+def test_unfitted_default_device_estimator_pickles(spec):
+    # joblib and Dask ship unfitted estimators to their workers
+    est = spec.make().set_params(device="auto")
+    again = pickle.loads(pickle.dumps(est))
+    assert again.get_params()["device"] == "auto" and repr(again) == repr(est)
+    X, y = _images()
+    spec.fit(again, X, y)
