@@ -2,6 +2,7 @@
 
 from ._grouped import GroupedData, unpack_grouped
 from .erm import ERMClassifier
+from .embedding import Embedder
 from .counterfactual import CFAlignmentScorer, CFRectifier, LatentShift, make_alignment_scorer, rectify
 from .generative.chroma_vae import ChromaVAEClassifier
 from .grouping import ExMapGrouper, FeatureClusterGrouper
@@ -29,6 +30,7 @@ __all__ = [
     "ChromaVAEClassifier",
     "DFRRetrainer",
     "DiffusionShiftGenerator",
+    "Embedder",
     "ERMClassifier",
     "ExMapGrouper",
     "FeatureClusterGrouper",

@@ -292,7 +292,16 @@ class BaseModel:
         z = captured["z"]
         return z.reshape(z.shape[0], -1), logits
 
-    def embed(self, X, *, batch_size: int = 256, progress: bool = False, return_logits: bool = False):
+    def embed(
+        self,
+        X,
+        *,
+        batch_size: int = 256,
+        progress: bool = False,
+        return_logits: bool = False,
+        num_workers: int = 0,
+        check_finite: bool = False,
+    ):
         """Embeddings ``f(x)`` of X, in batches, in eval mode, without gradients.
 
         Parameters
@@ -303,6 +312,11 @@ class BaseModel:
             Show a progress bar.
         return_logits : bool, default=False
             Also return the logits ``M(x)``.
+        num_workers : int, default=0
+            DataLoader workers reading a Dataset (arrays are sliced in the process).
+        check_finite : bool, default=False
+            Refuse a batch holding NaN or infinity (for Datasets, which are never
+            checked whole before).
 
         Returns
         -------
@@ -311,22 +325,25 @@ class BaseModel:
         """
         from tqdm.auto import tqdm
 
-        feats, outs = [], []
         n = n_samples(X)
-        batches = iter_batches(X, batch_size, device=self.device)
+        Z = np.empty((n, self.n_features), dtype=np.float32)
+        out = np.empty((n, self.n_outputs), dtype=np.float32) if return_logits else None
+        batches = iter_batches(X, batch_size, device=self.device, num_workers=num_workers if is_dataset(X) else 0)
         if progress:
             batches = tqdm(batches, total=-(-n // batch_size), desc="embedding", leave=False)
+        start = 0
         with restore_module_state(self.module), torch.no_grad():
             self.module.eval()
             for xb in batches:
+                if check_finite and not bool(torch.isfinite(xb).all()):
+                    bad = start + int(torch.nonzero(~torch.isfinite(xb).reshape(len(xb), -1).all(dim=1))[0, 0])
+                    raise ValueError(f"`X` contains NaN or infinity (first at sample {bad}); images must be finite.")
                 z, logits = self.features_and_logits(xb)
-                feats.append(z.float().cpu().numpy())
+                Z[start : start + len(z)] = z.float().cpu().numpy()
                 if return_logits:
-                    outs.append(logits.float().cpu().numpy())
-        Z = np.concatenate(feats) if feats else np.empty((0, self.n_features), dtype=np.float32)
-        if return_logits:
-            return Z, np.concatenate(outs) if outs else np.empty((0, self.n_outputs), dtype=np.float32)
-        return Z
+                    out[start : start + len(z)] = logits.float().cpu().numpy()
+                start += len(z)
+        return (Z, out) if return_logits else Z
 
     def logits(self, X, *, batch_size: int = 256) -> np.ndarray:
         """Logits ``M(x)`` of X, in batches, in eval mode."""

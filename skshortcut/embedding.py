@@ -15,13 +15,12 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ._skorch import DeviceConstraint
-from ._torch import is_dataset, iter_batches, n_samples, restore_module_state, torch_seed
+from ._torch import is_dataset, torch_seed
 from ._validation import ImageInputMixin
 from .base_model import as_base_model, unwrap_frozen
 
@@ -220,28 +219,13 @@ class Embedder(ImageInputMixin, TransformerMixin, BaseEstimator):
         return self._embed(X)
 
     def _embed(self, X):
-        # BaseModel.embed reads Datasets without DataLoader workers; this loop adds them.
-        # Its body is the same: eval mode, no gradients, the head's input per batch.
-        from tqdm.auto import tqdm
-
-        base = self.base_model_
-        n = n_samples(X)
-        Z = np.empty((n, self.n_features_out_), dtype=np.float32)
-        workers = self.num_workers if is_dataset(X) else 0
-        batches = iter_batches(X, self.batch_size, device=base.device, num_workers=workers)
-        if self.verbose:
-            batches = tqdm(batches, total=-(-n // self.batch_size), desc="embedding", leave=False)
-        start = 0
-        with restore_module_state(base.module), torch.no_grad():
-            base.module.eval()
-            for xb in batches:
-                if is_dataset(X) and not bool(torch.isfinite(xb).all()):
-                    bad = start + int(torch.nonzero(~torch.isfinite(xb).reshape(len(xb), -1).all(dim=1))[0, 0])
-                    raise ValueError(f"`X` contains NaN or infinity (first at sample {bad}); images must be finite.")
-                z, _ = base.features_and_logits(xb)
-                Z[start : start + len(z)] = z.float().cpu().numpy()
-                start += len(z)
-        return Z
+        return self.base_model_.embed(
+            X,
+            batch_size=self.batch_size,
+            progress=bool(self.verbose),
+            num_workers=self.num_workers,
+            check_finite=is_dataset(X),
+        )
 
     def get_feature_names_out(self, input_features=None):
         """Names of the features: ``embedding0`` ... ``embedding{n_features_out_ - 1}``.

@@ -21,6 +21,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skshortcut import (
     ChromaVAEClassifier,
+    Embedder,
     ERMClassifier,
     ExMapGrouper,
     FeatureClusterGrouper,
@@ -120,6 +121,7 @@ IMAGE_ESTIMATORS = [
     WassersteinDisentangler(max_epochs=1, random_state=0, device="cpu"),
     Autoencoder(latent_dim=4, max_epochs=1, random_state=0, device="cpu"),
     ExMapGrouper(device="cpu", random_state=0),
+    Embedder("cnn", device="cpu", random_state=0),
     FeatureClusterGrouper(clustering="kmeans", device="cpu", random_state=0),
 ]
 FEATURE_ESTIMATORS = [

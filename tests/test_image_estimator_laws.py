@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklearn.frozen import FrozenEstimator
 
-from skshortcut import ChromaVAEClassifier, ERMClassifier, MaskAndCombineRetrainer, WassersteinDisentangler
+from skshortcut import ChromaVAEClassifier, Embedder, ERMClassifier, MaskAndCombineRetrainer, WassersteinDisentangler
 from skshortcut.counterfactual import Autoencoder
 
 
@@ -77,6 +77,7 @@ SPECS = {
     "WassersteinDisentangler": Spec(
         lambda: WassersteinDisentangler(max_epochs=1, random_state=0, device="cpu"), two_labels=True
     ),
+    "Embedder": Spec(lambda: Embedder(_frozen_base(), device="cpu"), output="transform", supervised=False),
     "Autoencoder": Spec(
         lambda: Autoencoder(latent_dim=4, max_epochs=1, random_state=0, device="cpu"), output="transform", supervised=False
     ),
