@@ -17,22 +17,13 @@ from skshortcut.retraining import GroupDRORetrainer
 from skshortcut.retraining.group_dro import group_dro_update
 
 
-def shortcut_features(n, seed, agreement=0.95, n_noise=5):
-    """Core feature weakly predictive, spurious feature strongly correlated with y; groups 2 y + s."""
-    rng = np.random.RandomState(seed)
-    y = rng.randint(0, 2, n)
-    s = np.where(rng.rand(n) < agreement, y, 1 - y)
-    Z = np.c_[y + rng.normal(0, 0.6, n), 3 * s + rng.normal(0, 0.3, n), rng.normal(size=(n, n_noise))]
-    return Z, y, 2 * y + s
+from _last_layer_data import last_layer_split  # tests/ is on sys.path
 
 
 @pytest.fixture(scope="module")
 def split():
-    train = shortcut_features(2000, 0)
-    held = shortcut_features(1000, 1)
-    test = shortcut_features(2000, 2, agreement=0.5)
-    base = LogisticRegression().fit(train[0], train[1])
-    return base, held, test
+    """A base model on train, held-out data to retrain on, and a test split where the shortcut breaks."""
+    return last_layer_split()
 
 
 @settings(max_examples=80, deadline=None)
