@@ -455,3 +455,18 @@ def test_benchmark_prints_the_alignment_matrix(tmp_path, capsys, monkeypatch):
     report = json.loads((out / "results.json").read_text())
     assert [r["method"] for r in report["results"]] == ["erm", "cf-alignment"]
     assert (out / "cf_alignment_matrix.png").stat().st_size > 1000
+
+
+def test_nan_warning_names_the_limit_that_stopped_the_searches():
+    import torch
+
+    from skshortcut import CFAlignmentScorer
+
+    torch.manual_seed(0)
+    enc, dec = torch.nn.Linear(6, 3), torch.nn.Linear(3, 6)
+    fa, fb = torch.nn.Linear(6, 2), torch.nn.Linear(6, 2)
+    X = torch.rand(12, 6).numpy() + 0.5
+    scorer = CFAlignmentScorer((enc, dec), (fa, 1), {"b": (fb, 1)}, max_image_change=1e-6, device="cpu")
+    with pytest.warns(RuntimeWarning, match=r"12 of 12 searches stopped on the image-change limit \(max_image_change=1e-06\)"):
+        scorer.fit(X)
+    assert set(scorer.stop_reasons_) == {"image_change"}

@@ -39,7 +39,7 @@ from .adapters import (
     check_finite_batch,
 )
 
-__all__ = ["LatentShift", "ClassifierOutput", "as_classifier_output", "as_autoencoder", "relative_change", "STOP_REASONS"]
+__all__ = ["LatentShift", "ClassifierOutput", "as_classifier_output", "as_autoencoder", "relative_change", "STOP_REASONS", "stop_summary"]
 
 #: Why the lambda search of an image stopped (``stop_reason`` of a result).
 STOP_REASONS = (
@@ -51,6 +51,59 @@ STOP_REASONS = (
     "zero_gradient",  # the base output does not depend on the latent code
 )
 _CODE = {name: i for i, name in enumerate(STOP_REASONS)}
+
+#: The stop reasons that are a limit of the search, and the parameter that sets each.
+_LIMITS = {"image_change": "max_image_change", "max_steps": "max_steps", "min_output": "min_output"}
+
+
+def stop_summary(stop_reasons, limits=None) -> str:
+    """Say why the searches stopped, naming each limit that stopped some and its parameter.
+
+    Parameters
+    ----------
+    stop_reasons : array-like of str
+        The ``stop_reason`` of each search (see :data:`STOP_REASONS`).
+    limits : dict, optional
+        The values of ``max_image_change``, ``max_steps`` and ``min_output``, quoted in the text.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from skshortcut.counterfactual.latent_shift import stop_summary
+    >>> print(stop_summary(["image_change"] * 3 + ["rise"], {"max_image_change": 0.05}))
+    3 of 4 searches stopped on the image-change limit (max_image_change=0.05): raise it, or set it to None for images where the object moves (digits on black); 1 stopped because the base prediction rose again.
+    """
+    reasons = np.asarray(stop_reasons, dtype=object)
+    n = len(reasons)
+    limits = dict(limits or {})
+    parts = []
+    for reason, param in _LIMITS.items():
+        k = int(np.sum(reasons == reason))
+        if not k:
+            continue
+        value = f"{param}={limits[param]!r}" if param in limits else param
+        advice = {
+            "image_change": "raise it, or set it to None for images where the object moves (digits on black)",
+            "max_steps": "raise it, or check that the autoencoder can redraw the class",
+            "min_output": "the base prediction fell below it before dropping by the threshold",
+        }[reason]
+        label = {"image_change": "image-change limit", "max_steps": "step budget", "min_output": "output floor"}[reason]
+        parts.append(f"{k} of {n} searches stopped on the {label} ({value}): {advice}")
+    others = {
+        "rise": "because the base prediction rose again",
+        "zero_gradient": "because the base output does not depend on the latent code",
+        "target_drop": "after reaching the target drop",
+    }
+    for reason, why in others.items():
+        k = int(np.sum(reasons == reason))
+        if k:
+            parts.append(f"{k} stopped {why}")
+    if not parts:
+        return "Check the autoencoder."
+    return "; ".join(parts) + "."
 _AUTO_MOVE = 0.05  # "auto" first step: at most 5 % of the latent code's norm
 
 

@@ -27,7 +27,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from .adapters import KeepsFittedParts, as_autoencoder, check_counterfactual_images
-from .latent_shift import SEARCH_CONSTRAINTS, LatentShift, _named_specs
+from .latent_shift import SEARCH_CONSTRAINTS, LatentShift, _named_specs, stop_summary
 from .tables import Alignment, AlignmentTable, aggregate_alignment
 
 __all__ = ["AlignmentScorer", "CFAlignmentScorer", "make_alignment_scorer"]
@@ -259,11 +259,14 @@ class CFAlignmentScorer(KeepsFittedParts, BaseEstimator):
         if self.n_kept_ == 0:
             warnings.warn(
                 f"No sample's base prediction dropped by more than {self.base_change_threshold}; the alignment is "
-                "undefined (NaN). Use samples the base classifier predicts positive, or check the autoencoder.",
+                f"undefined (NaN). {stop_summary(self.stop_reasons_, self._shift_limits())}",
                 RuntimeWarning,
                 stacklevel=2,
             )
         return self
+
+    def _shift_limits(self):
+        return {"max_image_change": self.max_image_change, "max_steps": self.max_steps, "min_output": self.min_output}
 
     def _spurious_score(self, relative_changes, base_change):
         """Minus the mean ``|relative change|`` towards the ``spurious`` classifiers (greater is better)."""
