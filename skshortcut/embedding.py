@@ -212,7 +212,7 @@ class Embedder(ImageInputMixin, TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        Z : ndarray of float32, shape (n_samples, n_features_out_)
+        Z : ndarray of float32, shape (n_samples, ``n_features_out_``)
         """
         check_is_fitted(self, "base_model_")
         X = self._check_images(X, reset=False)

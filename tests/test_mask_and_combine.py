@@ -358,3 +358,25 @@ def test_batch_size_is_the_training_and_the_inference_batch(toy):
     finally:
         handle.remove()
     assert max(seen) == 20 and sum(seen) >= 2 * len(X)
+
+
+def test_fit_warns_when_validation_worst_group_does_not_rise_above_the_base_model():
+    # a tint over the whole image: the shortcut is under every mask, Mask-and-Combine cannot remove it
+    from sklearn.frozen import FrozenEstimator
+
+    from skshortcut import ERMClassifier, MaskAndCombineRetrainer
+
+    rng = np.random.RandomState(0)
+    n = 160
+    y = np.arange(n) % 2
+    tint = np.where(rng.rand(n) < 0.97, y, 1 - y)
+    X = rng.rand(n, 3, 8, 8).astype(np.float32) * 0.2
+    X[:, 0] += 0.7 * tint[:, None, None]  # red tint everywhere, agreeing with y
+    groups = 2 * y + tint
+    erm = ERMClassifier(max_epochs=3, module__width=8, random_state=0, device="cpu").fit(X, y)
+    Xv, yv, gv = X[:80], y[:80], groups[:80]
+    mac = MaskAndCombineRetrainer(FrozenEstimator(erm), max_epochs=2, validation_data=(Xv, yv, gv), random_state=0,
+                                  device="cpu")
+    with pytest.warns(UserWarning, match=r"did not lift the validation worst-group accuracy above the base model's"):
+        mac.fit(X[80:], y[80:])
+    assert mac.best_score_ <= mac.base_valid_score_ + 0.01

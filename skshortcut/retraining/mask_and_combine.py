@@ -10,6 +10,7 @@ table 1 in ``_mac_diagnostics``. The public functions are importable from here.
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -26,11 +27,15 @@ from .._grouped import _take
 from .._skorch import SKORCH_CONSTRAINTS, ShortcutNet, loss_term_callbacks, training_callbacks
 from .._torch import _seed_from, dataset_targets, is_dataset, resolve_device
 from .._validation import check_labels, check_same_length
+from ..metrics import worst_group_accuracy
 from ..base_model import predicted_index, resolve_base_model, unwrap_frozen
 from ._interventions import _resolve_k, draw_partners, masked_combination, masked_removal, top_k_mask
 from ._mac_batches import MaCLogits, MaskMaker, TrainCache
 from ._mac_diagnostics import mask_region_table
 from ._mac_selection import selection_callbacks
+
+#: A validation worst-group gain over the base model below this is no gain (a few images of a minority group).
+_NO_GAIN = 0.01
 
 __all__ = [
     "MaskAndCombineRetrainer",
@@ -167,6 +172,10 @@ class MaskAndCombineRetrainer(ShortcutNet, NeuralNetClassifier):
         The kept epoch (1-based), when ``validation_data`` is given.
     best_score_ : float or None
         Its validation worst-group accuracy.
+    base_valid_score_ : float or None
+        The base model's validation worst-group accuracy. When ``best_score_``
+        does not exceed it by 0.01, ``fit`` warns: the masks most likely keep
+        the shortcut (check :func:`mask_region_table`).
     history_ : skorch History
         Per epoch: ``train_loss`` (Eq. 6), ``train_loss_ce``,
         ``train_loss_rmv``, ``train_loss_comb``, ``dur`` and, with
@@ -442,10 +451,14 @@ class MaskAndCombineRetrainer(ShortcutNet, NeuralNetClassifier):
             maker = self._mask_maker()
             masks = maker.packed(X_fit, cam_target, rng) if self.cache_masks and (self.alpha or self.beta) else None
             self.train_cache_ = TrainCache(X_fit, Z.to(device), masks, cam_target, maker, rng)
+            self.base_valid_score_ = None
             if valid is not None:
                 Xv, yv, gv = valid
                 Zv = torch.as_tensor(base.embed(Xv, batch_size=self.batch_size)).to(device)
                 self.valid_cache_ = (Zv, yv, gv)
+                with torch.no_grad():
+                    base_pred = predicted_index(base.head(Zv), self.base_logit_index_)
+                self.base_valid_score_ = worst_group_accuracy(yv, base_pred, groups=gv)
             try:
                 super().fit(np.arange(len(y_fit), dtype=np.int64), y_fit, **fit_params)
             finally:
@@ -455,6 +468,15 @@ class MaskAndCombineRetrainer(ShortcutNet, NeuralNetClassifier):
         best = getattr(selection, "best_epoch_", 0)
         self.best_epoch_ = int(best) if best else None
         self.best_score_ = None if self.best_epoch_ is None else float(self.history[self.best_epoch_ - 1, "valid_wga"])
+        if self.best_score_ is not None and self.best_score_ <= self.base_valid_score_ + _NO_GAIN:
+            warnings.warn(
+                f"Mask-and-Combine did not lift the validation worst-group accuracy above the base model's "
+                f"({self.best_score_:.3f} at epoch {self.best_epoch_} vs {self.base_valid_score_:.3f}). Its masks cannot "
+                "separate a shortcut that covers the core pixels (a tint, a colour, a patch the model looks at): "
+                "check where the top-K masks lie with mask_region_table (the paper's table 1) before using the model.",
+                UserWarning,
+                stacklevel=2,
+            )
         return self
 
     def _logits(self, X):
