@@ -12,6 +12,12 @@ import sklearn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# The end-to-end tests assert numbers of trained models, which depend on torch's thread count
+# (the order of float reductions): the suite runs on one thread, as its numbers were measured.
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def routing():
