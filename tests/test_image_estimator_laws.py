@@ -89,6 +89,16 @@ def spec(request):
     return SPECS[request.param]
 
 
+@pytest.fixture(params=sorted(name for name, s in SPECS.items() if s.supervised))
+def supervised_spec(request):
+    return SPECS[request.param]
+
+
+@pytest.fixture(params=sorted(name for name, s in SPECS.items() if hasattr(s.make(), "transform")))
+def transformer_spec(request):
+    return SPECS[request.param]
+
+
 def test_fit_returns_self_and_is_idempotent(spec):
     X, y = _images()
     est = spec.make()
@@ -163,9 +173,8 @@ def test_empty_and_2d_input_are_refused(spec):
         spec.fit(spec.make(), X.reshape(len(X), -1), y)
 
 
-def test_labels(spec):
-    if not spec.supervised:
-        pytest.skip("unsupervised: no labels")
+def test_labels(supervised_spec):
+    spec = supervised_spec
     X, y = _images()
     if not spec.any_labels:  # the classes are the base model's: other labels are refused
         with pytest.raises(ValueError, match="does not predict"):
@@ -182,9 +191,8 @@ def test_labels(spec):
     assert set(np.asarray(ints.predict(X)).tolist()) <= {3, 4}
 
 
-def test_transformers_support_set_output(spec):
-    if not hasattr(spec.make(), "transform"):
-        pytest.skip("not a transformer")
+def test_transformers_support_set_output(transformer_spec):
+    spec = transformer_spec
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
