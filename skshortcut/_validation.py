@@ -166,11 +166,9 @@ def check_image_input(X, name: str = "X", *, expected_shape=None, owner: str = "
     ...
     ValueError: `X` holds images of shape (1, 5, 5) but ExMapGrouper was fitted on images of shape (1, 4, 4).
     """
-    from torch.utils.data import Dataset
+    from ._torch import input_shape, is_dataset
 
-    if isinstance(X, Dataset) and not hasattr(X, "shape"):
-        from ._torch import input_shape
-
+    if is_dataset(X):
         if len(X) == 0:
             raise ValueError(f"`{name}` is an empty Dataset; at least one sample is needed.")
         shape = tuple(int(s) for s in input_shape(X))
