@@ -16,6 +16,7 @@ from ._loaders import (
     load_colored_mnist,
     load_waterbirds,
 )
+from ._shapes import SHAPES, TINTS, make_shapes_on_tints
 from ._synthetic import (
     COLORED_DIGITS_PRESETS,
     make_colored_digits,
@@ -28,7 +29,9 @@ __all__ = [
     "ColoredMNISTDataset",
     "FOREGROUND_BACKGROUND_TEXTURES",
     "ImageFileDataset",
+    "SHAPES",
     "ShortcutImageDataset",
+    "TINTS",
     "load_celeba",
     "load_colored_mnist",
     "load_waterbirds",
@@ -36,4 +39,5 @@ __all__ = [
     "make_dominoes",
     "make_foreground_background",
     "make_patch_digits",
+    "make_shapes_on_tints",
 ]
