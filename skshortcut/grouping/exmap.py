@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from numbers import Integral
 
+import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._constraints import Satisfies
+from .._validation import check_labels
+from ..base_model import resolve_base_model
 from ..explain import METHODS, attribute
 from ._base import BaseGrouper
+from ._cross_fit import check_cv_splits, out_of_fold
 
 __all__ = ["ExMapGrouper"]
 
@@ -51,7 +55,24 @@ class ExMapGrouper(BaseGrouper):
     The pseudo-groups go to any method that needs group labels, through a
     :class:`~skshortcut.GroupedData`: in the paper's workflow
     ``Pipeline([("groups", ExMapGrouper(estimator=erm)), ("clf", DFRRetrainer())])``
-    fit on the validation split. New samples (``transform``) are assigned to
+    fit on the validation split.
+
+    **Without a base model** (``estimator=None``, the no-argument form
+    ``Pipeline([("groups", ExMapGrouper()), ("clf", DFRRetrainer())]).fit(X, y)``)
+    the grouper trains an :class:`~skshortcut.ERMClassifier` on ``(X, y)``
+    itself. A network explains the images it was trained on by what it
+    memorised of them, not by the shortcut it applies to new images, so the
+    heatmaps that are clustered are *cross-fitted* (``cv``): ``X`` is split
+    into ``cv`` stratified folds, an ERM model is fit on all folds but one
+    and explains the held-out fold, for each fold in turn, as in
+    :func:`~sklearn.model_selection.cross_val_predict`. One more ERM model,
+    fit on all of ``(X, y)``, is the base model ``base_model_``: it gives the
+    embeddings that flow on at fit *and* at ``transform``, so that a
+    retrained head (:class:`~skshortcut.DFRRetrainer`) is fit and applied on
+    one feature map, and it explains new samples, which it did not see
+    either. That is ``cv + 1`` base-model fits.
+
+    New samples (``transform``) are assigned to
     the fitted clusters and take their *predicted* class; ``transform``
     computes their embeddings at once and their heatmaps and pseudo-groups
     only when the result's ``groups`` is read, so a pipeline's ``predict``
@@ -66,7 +87,16 @@ class ExMapGrouper(BaseGrouper):
         sorted classes of ``y``. :func:`~sklearn.base.clone` (and so
         ``GridSearchCV`` and ``cross_validate``) replaces a fitted skorch net
         by an unfitted copy; pass ``FrozenEstimator(fitted_net)``
-        (:class:`sklearn.frozen.FrozenEstimator`) to keep it.
+        (:class:`sklearn.frozen.FrozenEstimator`) to keep it. A given model is
+        used as it is (no cross-fitting): the papers' workflow trains it on
+        other data than the grouper's.
+    cv : int, cross-validation generator, iterable or None, default=5
+        With ``estimator=None``: the folds of the cross-fitted heatmaps. An
+        int (``None``: 5) is a :class:`~sklearn.model_selection.StratifiedKFold`
+        with that many folds, shuffled with ``random_state``; a splitter or
+        an iterable of ``(train, test)`` index pairs must give test parts
+        that partition the samples, and every training part must hold every
+        class. Ignored when ``estimator`` is given.
     method : {"lrp", "xgradcam", "gradcam", "integrated_gradients", "saliency"}, default="lrp"
         The attribution method (:func:`skshortcut.explain.attribute`).
     method_params : dict, optional
@@ -99,7 +129,8 @@ class ExMapGrouper(BaseGrouper):
         Images per batch for the heatmaps and the embeddings.
     device : {"auto", "cpu", "cuda", ...}, default="auto"
     random_state : int, RandomState or None, default=None
-        Seeds the base model's training (``estimator=None``) and the clustering.
+        Seeds the base models' training and the folds (``estimator=None``)
+        and the clustering.
     verbose : int, default=0
         ``>= 1`` shows progress bars.
 
@@ -120,7 +151,14 @@ class ExMapGrouper(BaseGrouper):
         The fitted clusterer(s): one (global) or one per class (local).
     base_model_ : BaseModel
     estimator_ : estimator
-        The base model's source (the fitted ERMClassifier when ``estimator=None``).
+        The base model's source (the ERMClassifier fit on all of ``X`` when ``estimator=None``).
+    cv_splits_ : list of (ndarray, ndarray) or None
+        With ``estimator=None``: the ``(train, test)`` indices of each fold;
+        the heatmap of sample ``i`` came from the model of the fold whose
+        test part holds ``i``. ``None`` when ``estimator`` is given.
+    cv_estimators_ : list of ERMClassifier or None
+        With ``estimator=None``: the model fit on the training part of each
+        fold. ``None`` when ``estimator`` is given.
     logit_index_ : ndarray of shape (n_classes,)
         The logit of each class.
     representation_shape_ : tuple
@@ -147,6 +185,7 @@ class ExMapGrouper(BaseGrouper):
         self,
         estimator=None,
         *,
+        cv=5,
         method="lrp",
         method_params=None,
         heatmap_size=None,
@@ -162,6 +201,7 @@ class ExMapGrouper(BaseGrouper):
         verbose=0,
     ):
         self.estimator = estimator
+        self.cv = cv
         self.method = method
         self.method_params = method_params
         self.heatmap_size = heatmap_size
@@ -178,6 +218,7 @@ class ExMapGrouper(BaseGrouper):
 
     _parameter_constraints: dict = {
         **BaseGrouper._parameter_constraints,
+        "cv": ["cv_object"],
         "method": [StrOptions(set(METHODS))],
         "method_params": [None, dict],
         "heatmap_size": [
@@ -188,10 +229,10 @@ class ExMapGrouper(BaseGrouper):
         "heatmap_channels": [StrOptions({"keep", "sum"})],
     }
 
-    def _heatmaps(self, X, *, return_embeddings=False):
+    def _heatmaps(self, X, *, return_embeddings=False, base_model=None):
         """Max-abs-normalised heatmaps (Algorithm 1, lines 4-12), with the embeddings of the same pass."""
         return attribute(
-            self.base_model_,
+            self.base_model_ if base_model is None else base_model,
             X,
             method=self.method,
             target="predicted",
@@ -204,10 +245,45 @@ class ExMapGrouper(BaseGrouper):
             return_embeddings=return_embeddings,
         )
 
+    def _fit(self, X, y, *, embeddings):
+        # the cross-fitting in _fit_representation needs the labels, which the shared fit does not pass on
+        self._cross_fit_y = y
+        try:
+            return super()._fit(X, y, embeddings=embeddings)
+        finally:
+            del self._cross_fit_y
+
     def _fit_representation(self, X, *, embeddings):
-        if embeddings:
-            return self._heatmaps(X, return_embeddings=True)
-        return self._heatmaps(X), None
+        if self.estimator is not None:
+            self.cv_splits_ = self.cv_estimators_ = None
+            if embeddings:
+                return self._heatmaps(X, return_embeddings=True)
+            return self._heatmaps(X), None
+        R = self._cross_fitted_heatmaps(X, check_labels(self._cross_fit_y, "y"))
+        Z = None
+        if embeddings:  # the final model's features: the ones transform gives a retrained head
+            Z = self.base_model_.embed(X, batch_size=self.batch_size, progress=bool(self.verbose))
+        return R, Z
+
+    def _cross_fitted_heatmaps(self, X, y):
+        """Heatmap of each sample from the ERM model of the fold that held it out."""
+        # the base model fit on all samples (resolve_base_model in the shared fit) was seeded with this int
+        seed = int(self.estimator_.random_state)
+        splits = check_cv_splits(self.cv, y, random_state=seed)
+        fold_seeds = np.random.RandomState(seed).randint(0, 2**31 - 1, size=len(splits))
+
+        def fit(X_train, y_train, k):
+            base, erm = resolve_base_model(None, X_train, y_train, head=self.head, device=self.device,
+                                           random_state=int(fold_seeds[k]), verbose=self.verbose)
+            return base, erm
+
+        def compute(model, X_test):
+            return self._heatmaps(X_test, base_model=model[0])
+
+        R, models = out_of_fold(X, y, splits, fit, compute)
+        self.cv_splits_ = splits
+        self.cv_estimators_ = [erm for _, erm in models]
+        return R
 
     def _new_representation(self, X, Z):
         return self._heatmaps(X)
