@@ -7,10 +7,12 @@ CVPR 2024.
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from .._constraints import Satisfies
@@ -246,6 +248,8 @@ class ExMapGrouper(BaseGrouper):
         )
 
     def _fit(self, X, y, *, embeddings):
+        if self.estimator is None:
+            self._check_cv_before_any_fit(y)
         # the cross-fitting in _fit_representation needs the labels, which the shared fit does not pass on
         self._cross_fit_y = y
         try:
@@ -264,6 +268,21 @@ class ExMapGrouper(BaseGrouper):
         if embeddings:  # the final model's features: the ones transform gives a retrained head
             Z = self.base_model_.embed(X, batch_size=self.batch_size, progress=bool(self.verbose))
         return R, Z
+
+    def _check_cv_before_any_fit(self, y):
+        """Refuse folds that cannot work before the first base model trains (the shared fit checks the rest)."""
+        self._validate_params()
+        try:
+            y = check_labels(y, "y")
+            ok = type_of_target(y) in ("binary", "multiclass")
+        except (TypeError, ValueError):
+            ok = False
+        # a plain iterable of splits may be a one-time generator: it is read once, by the cross-fitting
+        ok = ok and (self.cv is None or isinstance(self.cv, Integral) or hasattr(self.cv, "split"))
+        if ok:  # whether every fold's training part holds every class does not depend on the shuffling seed
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                check_cv_splits(self.cv, y, random_state=0)
 
     def _cross_fitted_heatmaps(self, X, y):
         """Heatmap of each sample from the ERM model of the fold that held it out."""
@@ -290,6 +309,11 @@ class ExMapGrouper(BaseGrouper):
 
     def heatmaps(self, X):
         """The heatmaps ExMap clusters, for inspection and plots: ``(n, c, h, w)`` or ``(n, h, w)``.
+
+        They are the base model's (``base_model_``): what new samples are
+        assigned by. With ``estimator=None`` the heatmaps of the fitted
+        samples were cross-fitted instead (each from the model in
+        ``cv_estimators_`` whose fold held it out).
 
         Parameters
         ----------
