@@ -194,6 +194,12 @@ class BaseGrouper(ImageInputMixin, TransformerMixin, BaseEstimator, auto_wrap_ou
         """The representation of new samples ``X`` whose embeddings ``Z`` are already known."""
         raise NotImplementedError
 
+    def _resolve_base_model(self, X, y, seed):
+        """``(base_model_, estimator_)``: the given model, or an ERMClassifier fit on ``(X, y)``."""
+        return resolve_base_model(
+            self.estimator, X, y, head=self.head, device=self.device, random_state=seed, verbose=self.verbose
+        )
+
     # ------------------------------------------------------------------ checks
     def _make_clusterer(self, R, seed):
         """A fresh clusterer for representation ``R`` (one class, or all samples)."""
@@ -271,9 +277,7 @@ class BaseGrouper(ImageInputMixin, TransformerMixin, BaseEstimator, auto_wrap_ou
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
         y_idx = encoder.transform(y)
-        self.base_model_, self.estimator_ = resolve_base_model(
-            self.estimator, X, y, head=self.head, device=self.device, random_state=seed, verbose=self.verbose
-        )
+        self.base_model_, self.estimator_ = self._resolve_base_model(X, y, seed)
         self.logit_index_ = self.base_model_.class_to_logit(self.classes_)
         R, Z = self._fit_representation(X, embeddings=embeddings)
         self.representation_shape_ = R.shape[1:]
