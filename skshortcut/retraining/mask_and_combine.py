@@ -10,7 +10,6 @@ table 1 in ``_mac_diagnostics``. The public functions are importable from here.
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -31,11 +30,8 @@ from ..metrics import worst_group_accuracy
 from ..base_model import predicted_index, resolve_base_model, unwrap_frozen
 from ._interventions import _resolve_k, draw_partners, masked_combination, masked_removal, top_k_mask
 from ._mac_batches import MaCLogits, MaskMaker, TrainCache
-from ._mac_diagnostics import mask_region_table
+from ._mac_diagnostics import mask_region_table, shortcut_mask_overlap, validation_overlap, warn_if_no_use
 from ._mac_selection import selection_callbacks
-
-#: A validation worst-group gain over the base model below this is no gain (a few images of a minority group).
-_NO_GAIN = 0.01
 
 __all__ = [
     "MaskAndCombineRetrainer",
@@ -44,6 +40,7 @@ __all__ = [
     "masked_removal",
     "masked_combination",
     "mask_region_table",
+    "shortcut_mask_overlap",
 ]
 
 
@@ -176,6 +173,11 @@ class MaskAndCombineRetrainer(ShortcutNet, NeuralNetClassifier):
         The base model's validation worst-group accuracy. When ``best_score_``
         does not exceed it by 0.01, ``fit`` warns: the masks most likely keep
         the shortcut (check :func:`mask_region_table`).
+    shortcut_overlap_ : list of dict or None
+        With ``validation_data``: :func:`shortcut_mask_overlap` of (up to 256
+        per group of) the validation images. ``fit`` warns when, in a class,
+        the masks of one of two groups put 50 % or more of their pixels where
+        the groups differ: the shortcut lies on the pixels the masks keep.
     history_ : skorch History
         Per epoch: ``train_loss`` (Eq. 6), ``train_loss_ce``,
         ``train_loss_rmv``, ``train_loss_comb``, ``dur`` and, with
@@ -468,15 +470,9 @@ class MaskAndCombineRetrainer(ShortcutNet, NeuralNetClassifier):
         best = getattr(selection, "best_epoch_", 0)
         self.best_epoch_ = int(best) if best else None
         self.best_score_ = None if self.best_epoch_ is None else float(self.history[self.best_epoch_ - 1, "valid_wga"])
-        if self.best_score_ is not None and self.best_score_ <= self.base_valid_score_ + _NO_GAIN:
-            warnings.warn(
-                f"Mask-and-Combine did not lift the validation worst-group accuracy above the base model's "
-                f"({self.best_score_:.3f} at epoch {self.best_epoch_} vs {self.base_valid_score_:.3f}). Its masks cannot "
-                "separate a shortcut that covers the core pixels (a tint, a colour, a patch the model looks at): "
-                "check where the top-K masks lie with mask_region_table (the paper's table 1) before using the model.",
-                UserWarning,
-                stacklevel=2,
-            )
+        # after training, on a random stream of its own: the fit is the same with or without it
+        self.shortcut_overlap_ = None if valid is None else validation_overlap(self, *valid, seed)
+        warn_if_no_use(self)
         return self
 
     def _logits(self, X):
