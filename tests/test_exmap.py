@@ -135,8 +135,8 @@ def test_skorch_base_model_and_estimator_none(tiny_images):
     assert grouper.estimator_ is erm and grouper.logit_index_.tolist() == [0, 1]
     # no estimator: an ERMClassifier is fit on the data first
     fitted = ExMapGrouper(clustering="kmeans", n_clusters=2, random_state=0).fit(X, labels)
-    assert isinstance(fitted.estimator_, ERMClassifier)
-    assert set(fitted.estimator_.classes_) == {"no", "yes"}
+    assert len(fitted.estimator_) == 5 and fitted.estimator_ is fitted.cv_estimators_  # cross-fitted, cv=5
+    assert all(isinstance(e, ERMClassifier) and set(e.classes_) == {"no", "yes"} for e in fitted.estimator_)
 
 
 def test_pipeline_with_dfr_papers_workflow_and_users_words(tiny_images):
@@ -149,7 +149,7 @@ def test_pipeline_with_dfr_papers_workflow_and_users_words(tiny_images):
     Xt, yt = tiny_images
     plain = Pipeline([("groups", ExMapGrouper(random_state=0)), ("clf", DFRRetrainer(random_state=0))]).fit(Xt, yt)
     grouper = plain.named_steps["groups"]
-    assert isinstance(grouper.estimator_, ERMClassifier)
+    assert all(isinstance(e, ERMClassifier) for e in grouper.cv_estimators_)
     assert plain.named_steps["clf"].balanced_on_ == "groups"
     assert set(np.unique(grouper.groups_) // grouper.n_clusters_) == {0, 1}  # both classes, class x cluster
     # class 1 is brighter in channel 0: the retrained head reads it
@@ -198,6 +198,7 @@ def test_clone_and_not_fitted():
         ({"head": 3}, "'head' parameter"),
         ({"random_state": "seed"}, "'random_state' parameter"),
         ({"verbose": -1}, "'verbose' parameter"),
+        ({"cv": 1}, "'cv' parameter"),
     ],
 )
 def test_bad_parameters_fail_scikit_learn_constraints_at_fit(params, match):
@@ -358,3 +359,135 @@ def test_lazy_groups_keep_the_meaning_they_had_at_transform():
     grouper.set_params(n_clusters=3).fit(X, y)  # refit before the first groups are read
     np.testing.assert_array_equal(data.groups, expected)
     assert data[:10].groups.tolist() == expected[:10].tolist()
+
+
+# ---------------------------------------------------------------------- no base model: cross-fitted heatmaps
+class _KeepsInput(KMeans):
+    """KMeans that keeps what it clusters, to read the heatmaps a grouper clustered."""
+
+    def fit(self, X, y=None, sample_weight=None):
+        self.X_fit_ = np.array(X, copy=True)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def _cross_fitted(tiny_images, cv=3, seed=0):
+    X, y = tiny_images
+    grouper = ExMapGrouper(cv=cv, clustering=_KeepsInput(n_init=2), n_clusters=2, device="cpu", random_state=seed)
+    grouper.passed_on = grouper.fit_transform(X, y).X  # what flows on to the next step
+    return grouper, X, y
+
+
+def test_cross_fitting_folds_are_disjoint_and_stratified(tiny_images):
+    grouper, X, y = _cross_fitted(tiny_images)
+    splits = grouper.cv_splits_
+    assert len(splits) == 3 and len(grouper.cv_estimators_) == 3
+    tests = np.concatenate([test for _, test in splits])
+    assert np.array_equal(np.sort(tests), np.arange(len(y)))  # each sample in exactly one held-out fold
+    for train, test in splits:
+        assert np.intersect1d(train, test).size == 0
+        assert np.array_equal(np.union1d(train, test), np.arange(len(y)))
+        assert abs(np.mean(y[test]) - np.mean(y)) < 0.05  # stratified
+    # the fold models are the base model, no model is fit on all samples
+    assert grouper.estimator_ is grouper.cv_estimators_ and grouper.base_model_.n_folds == 3
+    assert len({id(e) for e in grouper.cv_estimators_}) == 3
+
+
+def test_cross_fitted_heatmaps_come_from_models_that_did_not_see_the_sample(tiny_images):
+    from skshortcut.base_model import as_base_model
+    from skshortcut.explain import attribute
+
+    grouper, X, y = _cross_fitted(tiny_images)
+    clustered = grouper.clusterers_[0][0].X_fit_.reshape(len(y), *grouper.representation_shape_)
+
+    def heatmaps(model, images):
+        return attribute(as_base_model(model, images, device="cpu"), images, target="predicted", channels="keep",
+                         normalize="max_abs")
+
+    for (train, test), fold_model in zip(grouper.cv_splits_, grouper.cv_estimators_):
+        # the fold model is exactly an ERM model trained on the training part only: refit it and compare
+        refit = ERMClassifier(device="cpu", random_state=fold_model.random_state).fit(X[train], y[train])
+        for a, b in zip(refit.module_.state_dict().values(), fold_model.module_.state_dict().values()):
+            torch.testing.assert_close(a, b)
+        np.testing.assert_allclose(clustered[test], heatmaps(fold_model, X[test]), rtol=1e-5, atol=1e-6)
+    # the embeddings that flow on: each sample's held-out embedding in its fold's block, the fold means elsewhere
+    # (at fit they come from the heatmaps' pass, whose merged BatchNorm rounds differently in the 5th digit)
+    F = grouper.passed_on
+    d = F.shape[1] // 3
+    for k, ((train, test), fold_model) in enumerate(zip(grouper.cv_splits_, grouper.cv_estimators_)):
+        Z = as_base_model(fold_model, X, device="cpu").embed(X[test])
+        np.testing.assert_allclose(F[test, k * d:(k + 1) * d], Z, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(F[train, k * d:(k + 1) * d], np.broadcast_to(Z.mean(axis=0), (len(train), d)),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_a_linear_head_predicts_new_samples_by_the_average_of_its_fold_heads_and_it_pickles(tiny_images):
+    import pickle
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    grouper, X, y = _cross_fitted(tiny_images)
+    F = grouper.passed_on
+    head = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(F, y)  # affine in F
+    X_new = np.random.RandomState(5).rand(10, 3, 12, 12).astype("float32")
+    new = grouper.transform(X_new)
+    # what the head does on a new sample = the mean over folds of the head on that sample embedded as a
+    # held-out sample of the fold (its fold model's embedding in the fold's block, the means elsewhere)
+    models, means, d = grouper.base_model_.models, grouper.base_model_.means, F.shape[1] // 3
+    as_fold = []
+    for k, model in enumerate(models):
+        Fk = np.repeat(means.reshape(1, -1), len(X_new), axis=0)
+        Fk[:, k * d:(k + 1) * d] = model.embed(X_new)
+        as_fold.append(head.decision_function(Fk))
+    np.testing.assert_allclose(head.decision_function(new.X), np.mean(as_fold, axis=0), rtol=1e-4, atol=1e-4)
+    # the predicted class of new samples: the fold models' mean logits
+    mean_logits = np.mean([m.logits(X_new) for m in models], axis=0)
+    np.testing.assert_array_equal(new.groups // 2, mean_logits.argmax(axis=1))
+    restored = pickle.loads(pickle.dumps(grouper))
+    np.testing.assert_array_equal(restored.transform(X).groups, grouper.transform(X).groups)
+    np.testing.assert_allclose(restored.transform(X_new).X, new.X, rtol=1e-6)
+    copy = clone(grouper)
+    assert copy.get_params()["cv"] == 3 and not hasattr(copy, "cv_splits_")
+
+
+def test_cv_splitters_iterables_and_a_given_model(tiny_images):
+    from sklearn.model_selection import KFold
+
+    X, y = tiny_images
+    params = dict(clustering="kmeans", n_clusters=2, device="cpu", random_state=0)
+    by_splitter = ExMapGrouper(cv=KFold(2), **params).fit(X, y)
+    assert [t.tolist() for _, t in by_splitter.cv_splits_] == [list(range(48)), list(range(48, 96))]
+    halves = [(np.arange(48, 96), np.arange(48)), (np.arange(48), np.arange(48, 96))]
+    by_iterable = ExMapGrouper(cv=halves, **params).fit(X, y)
+    np.testing.assert_array_equal(by_iterable.groups_, by_splitter.groups_)
+    # a given base model is used as it is: no cross-fitting
+    erm = by_splitter.cv_estimators_[0]
+    given = ExMapGrouper(FrozenEstimator(erm), cv=2, **params).fit(X, y)
+    assert given.cv_splits_ is None and given.cv_estimators_ is None
+
+
+def test_bad_cv_is_refused_naming_it(tiny_images):
+    from sklearn.model_selection import ShuffleSplit
+
+    X, y = tiny_images
+    params = dict(clustering="kmeans", n_clusters=2, device="cpu")
+    with pytest.raises(InvalidParameterError, match="'cv' parameter"):
+        ExMapGrouper(cv=1, **params).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="'cv' parameter"):
+        ExMapGrouper(cv="five", **params).fit(X, y)
+    with pytest.raises(ValueError, match="`cv=200` folds exceed the 96 samples"):
+        ExMapGrouper(cv=200, **params).fit(X, y)
+    with pytest.raises(ValueError, match="partition"):
+        ExMapGrouper(cv=ShuffleSplit(3, test_size=0.2, random_state=0), **params).fit(X, y)
+    lonely = y.copy()
+    lonely[0] = 2  # a class of one sample: the fold that holds it out has no sample of it to train on
+    import skshortcut.erm as erm_module
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a base model was trained before the folds were checked")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(erm_module, "ERMClassifier", no_fit)
+        with pytest.raises(ValueError, match=r"fold \d of `cv` holds no sample of class\(es\) \[2\]"):
+            ExMapGrouper(cv=3, **params).fit(X, lonely)

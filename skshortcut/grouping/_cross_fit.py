@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedKFold, check_cv
 
 from .._grouped import _take
 
-__all__ = ["check_cv_splits", "out_of_fold"]
+__all__ = ["CrossFittedModel", "check_cv_splits", "out_of_fold"]
 
 
 def check_cv_splits(cv, y, *, random_state=None, name="cv"):
@@ -95,11 +95,11 @@ def out_of_fold(X, y, splits, fit, compute):
     y : ndarray of shape (n_samples,)
     splits : list of (train, test) index arrays, the test parts a partition
     fit : callable ``fit(X_train, y_train, fold) -> model``
-    compute : callable ``compute(model, X_test) -> ndarray`` of shape ``(len(X_test), ...)``
+    compute : callable ``compute(model, X_test) -> ndarray`` of shape ``(len(X_test), ...)``, or a tuple of them
 
     Returns
     -------
-    values : ndarray of shape (n_samples, ...)
+    values : ndarray of shape (n_samples, ...), or a tuple of them
         ``values[test]`` is ``compute(model_k, X[test])`` for the fold ``k`` holding the sample.
     models : list
         The fold models, in fold order.
@@ -116,12 +116,124 @@ def out_of_fold(X, y, splits, fit, compute):
     >>> values.any(), len(models)
     (np.False_, 3)
     """
-    values, models = None, []
+    values, models, single = None, [], False
     for k, (train, test) in enumerate(splits):
         model = fit(_take(X, train), y[train], k)
-        out = np.asarray(compute(model, _take(X, test)))
+        out = compute(model, _take(X, test))
+        if not isinstance(out, tuple):
+            out, single = (out,), True
+        out = [np.asarray(o) for o in out]
         if values is None:
-            values = np.empty((len(y), *out.shape[1:]), dtype=out.dtype)
-        values[test] = out
+            values = [np.empty((len(y), *o.shape[1:]), dtype=o.dtype) for o in out]
+        for v, o in zip(values, out):
+            v[test] = o
         models.append(model)
-    return values, models
+    return (values[0] if single else tuple(values)), models
+
+
+class CrossFittedModel:
+    """The fold models of a cross-fitting as one base model, for a linear head fit on held-out embeddings.
+
+    Every sample is embedded at fit by the one fold model that did not see it,
+    ``f_k``; a head fit on embeddings from a model that trained on the same
+    samples learns what that model memorised of them instead. Embeddings of
+    different models live in different spaces, so the features are the fold
+    models' embeddings side by side, ``K * d`` columns:
+
+    * at fit (:meth:`fit_features`), a sample of fold ``k`` has its held-out
+      embedding ``f_k(x)`` in block ``k`` and, in every other block ``j``,
+      the mean ``m_j`` of block ``j`` over fold ``j``'s held-out samples;
+    * for new samples (:meth:`embed`), block ``j`` is
+      ``m_j + (f_j(x) - m_j) / K``.
+
+    For any head affine in its input, ``a . z + c`` (a standardised logistic
+    regression such as DFR's included), the output on a new sample is then
+    exactly the average over folds of ``a_k . (f_k(x) - m_k) + const``: the
+    head as it was fit on each fold's held-out embeddings, ensembled. The
+    logits are the fold models' mean.
+
+    Parameters
+    ----------
+    models : list of BaseModel
+        The fold models, in fold order, all with the same logits.
+    means : ndarray of shape (n_folds, n_features_per_model)
+        ``m_k``: the mean embedding of fold ``k``'s held-out samples under its model.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from skshortcut.base_model import as_base_model
+    >>> from skshortcut.grouping._cross_fit import CrossFittedModel
+    >>> from skshortcut.nets import SmallCNN
+    >>> X = torch.rand(6, 3, 8, 8)
+    >>> models = [as_base_model(SmallCNN(n_classes=2, width=4, n_blocks=2), X, device="cpu") for _ in range(2)]
+    >>> folds = np.array([0, 1, 0, 1, 0, 1])
+    >>> Z = np.stack([models[k].embed(X[i:i + 1])[0] for i, k in enumerate(folds)])
+    >>> model = CrossFittedModel.from_out_of_fold(models, Z, folds)
+    >>> model.fit_features(Z, folds).shape, model.embed(X).shape
+    ((6, 16), (6, 16))
+    """
+
+    def __init__(self, models, means):
+        self.models = list(models)
+        self.means = np.asarray(means, dtype=np.float32)
+        self.device = self.models[0].device
+        self.classes = self.models[0].classes
+
+    @classmethod
+    def from_out_of_fold(cls, models, Z, folds):
+        """From the held-out embeddings ``Z`` of the samples and the fold ``folds[i]`` of each."""
+        means = np.stack([Z[folds == k].mean(axis=0) for k in range(len(models))])
+        return cls(models, means)
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.models)
+
+    @property
+    def n_features(self) -> int:
+        """``K * d``: the fold models' embeddings side by side."""
+        return self.n_folds * self.models[0].n_features
+
+    @property
+    def n_outputs(self) -> int:
+        return self.models[0].n_outputs
+
+    def fit_features(self, Z, folds):
+        """The features of the fitted samples: held-out embedding ``Z[i]`` in block ``folds[i]``, ``m_j`` elsewhere."""
+        d = self.models[0].n_features
+        F = np.repeat(self.means.reshape(1, -1), len(Z), axis=0)
+        for k in range(self.n_folds):
+            rows = np.flatnonzero(folds == k)
+            F[rows, k * d : (k + 1) * d] = Z[rows]
+        return F
+
+    def embed(self, X, *, batch_size: int = 256, progress: bool = False, return_logits: bool = False,
+              num_workers: int = 0, check_finite: bool = False):
+        """Features of new samples, block ``j`` = ``m_j + (f_j(x) - m_j) / K``, and the mean logits."""
+        blocks, logits = [], 0.0
+        for m, model in zip(self.means, self.models):
+            Z, out = model.embed(X, batch_size=batch_size, progress=progress, return_logits=True,
+                                 num_workers=num_workers, check_finite=check_finite)
+            blocks.append(m + (Z - m) / self.n_folds)
+            logits = logits + out / self.n_folds
+        F = np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
+        return (F, np.asarray(logits, dtype=np.float32)) if return_logits else F
+
+    def logits(self, X, *, batch_size: int = 256) -> np.ndarray:
+        """The fold models' mean logits."""
+        return self.embed(X, batch_size=batch_size, return_logits=True)[1]
+
+    def predict_index(self, X, *, batch_size: int = 256) -> np.ndarray:
+        """Index of the largest mean logit."""
+        from ..base_model import predicted_index
+
+        return predicted_index(self.logits(X, batch_size=batch_size))
+
+    def class_to_logit(self, classes) -> np.ndarray:
+        """The logit of each class (the same in every fold model)."""
+        index = self.models[0].class_to_logit(classes)
+        for model in self.models[1:]:
+            if not np.array_equal(model.class_to_logit(classes), index):
+                raise ValueError("The fold models order their logits differently; they cannot be averaged.")
+        return index

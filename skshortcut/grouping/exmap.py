@@ -7,20 +7,17 @@ CVPR 2024.
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from .._constraints import Satisfies
-from .._validation import check_labels
 from ..base_model import resolve_base_model
 from ..explain import METHODS, attribute
 from ._base import BaseGrouper
-from ._cross_fit import check_cv_splits, out_of_fold
+from ._cross_fit import CrossFittedModel, check_cv_splits, out_of_fold
 
 __all__ = ["ExMapGrouper"]
 
@@ -61,18 +58,25 @@ class ExMapGrouper(BaseGrouper):
 
     **Without a base model** (``estimator=None``, the no-argument form
     ``Pipeline([("groups", ExMapGrouper()), ("clf", DFRRetrainer())]).fit(X, y)``)
-    the grouper trains an :class:`~skshortcut.ERMClassifier` on ``(X, y)``
-    itself. A network explains the images it was trained on by what it
-    memorised of them, not by the shortcut it applies to new images, so the
-    heatmaps that are clustered are *cross-fitted* (``cv``): ``X`` is split
-    into ``cv`` stratified folds, an ERM model is fit on all folds but one
-    and explains the held-out fold, for each fold in turn, as in
-    :func:`~sklearn.model_selection.cross_val_predict`. One more ERM model,
-    fit on all of ``(X, y)``, is the base model ``base_model_``: it gives the
-    embeddings that flow on at fit *and* at ``transform``, so that a
-    retrained head (:class:`~skshortcut.DFRRetrainer`) is fit and applied on
-    one feature map, and it explains new samples, which it did not see
-    either. That is ``cv + 1`` base-model fits.
+    the grouper trains its own :class:`~skshortcut.ERMClassifier` models on
+    ``(X, y)``. A network explains and embeds the images it was trained on by
+    what it memorised of them, not by the shortcut it applies to new images,
+    and a head retrained on such embeddings learns the memorised features
+    too. So everything is *cross-fitted* (``cv``), as in
+    :func:`~sklearn.model_selection.cross_val_predict`: ``X`` is split into
+    ``cv`` stratified folds, and for each fold an ERM model fit on the other
+    folds gives the heatmaps *and* the embeddings of the held-out fold (one
+    pass). The ``cv`` fold models are the base model
+    (:class:`~skshortcut.grouping._cross_fit.CrossFittedModel`): the
+    embeddings that flow on are the fold models' side by side
+    (``cv * d`` columns), at fit each sample's held-out embedding in its
+    fold's block and the fold means elsewhere, at ``transform``
+    ``m_j + (f_j(x) - m_j) / cv`` in block ``j``, so that a head affine in
+    them (:class:`~skshortcut.DFRRetrainer`) predicts new samples by exactly
+    the average of what it learnt on each fold's held-out embeddings. New
+    samples take the fold models' mean logits (predicted class) and mean
+    heatmap (cluster). That is ``cv`` base-model fits, each on
+    ``(cv - 1) / cv`` of the data.
 
     New samples (``transform``) are assigned to
     the fitted clusters and take their *predicted* class; ``transform``
@@ -93,7 +97,8 @@ class ExMapGrouper(BaseGrouper):
         used as it is (no cross-fitting): the papers' workflow trains it on
         other data than the grouper's.
     cv : int, cross-validation generator, iterable or None, default=5
-        With ``estimator=None``: the folds of the cross-fitted heatmaps. An
+        With ``estimator=None``: the folds of the cross-fitting (one ERM model
+        per fold, see above). An
         int (``None``: 5) is a :class:`~sklearn.model_selection.StratifiedKFold`
         with that many folds, shuffled with ``random_state``; a splitter or
         an iterable of ``(train, test)`` index pairs must give test parts
@@ -151,16 +156,17 @@ class ExMapGrouper(BaseGrouper):
         First pseudo-group id of each class.
     clusterers_ : list of (clusterer, labels)
         The fitted clusterer(s): one (global) or one per class (local).
-    base_model_ : BaseModel
-    estimator_ : estimator
-        The base model's source (the ERMClassifier fit on all of ``X`` when ``estimator=None``).
+    base_model_ : BaseModel or CrossFittedModel
+        The base model (``estimator=None``: the fold models as one).
+    estimator_ : estimator or list of ERMClassifier
+        The base model's source (``estimator=None``: :attr:`cv_estimators_`).
     cv_splits_ : list of (ndarray, ndarray) or None
         With ``estimator=None``: the ``(train, test)`` indices of each fold;
         the heatmap of sample ``i`` came from the model of the fold whose
         test part holds ``i``. ``None`` when ``estimator`` is given.
     cv_estimators_ : list of ERMClassifier or None
-        With ``estimator=None``: the model fit on the training part of each
-        fold. ``None`` when ``estimator`` is given.
+        With ``estimator=None``: the ERM model fit on the training part of
+        each fold. ``None`` when ``estimator`` is given.
     logit_index_ : ndarray of shape (n_classes,)
         The logit of each class.
     representation_shape_ : tuple
@@ -233,8 +239,14 @@ class ExMapGrouper(BaseGrouper):
 
     def _heatmaps(self, X, *, return_embeddings=False, base_model=None):
         """Max-abs-normalised heatmaps (Algorithm 1, lines 4-12), with the embeddings of the same pass."""
+        model = self.base_model_ if base_model is None else base_model
+        if isinstance(model, CrossFittedModel):  # new samples: the fold models' mean heatmap, normalised again
+            maps = sum(self._heatmaps(X, base_model=m) for m in model.models)
+            scale = np.abs(maps.reshape(len(maps), -1)).max(axis=1)
+            maps = maps / np.where(scale > 0, scale, 1.0).reshape(-1, *([1] * (maps.ndim - 1)))
+            return maps.astype(np.float32, copy=False)
         return attribute(
-            self.base_model_ if base_model is None else base_model,
+            model,
             X,
             method=self.method,
             target="predicted",
@@ -247,62 +259,38 @@ class ExMapGrouper(BaseGrouper):
             return_embeddings=return_embeddings,
         )
 
-    def _fit(self, X, y, *, embeddings):
-        if self.estimator is None:
-            self._check_cv_before_any_fit(y)
-        # the cross-fitting in _fit_representation needs the labels, which the shared fit does not pass on
-        self._cross_fit_y = y
-        try:
-            return super()._fit(X, y, embeddings=embeddings)
-        finally:
-            del self._cross_fit_y
-
-    def _fit_representation(self, X, *, embeddings):
+    def _resolve_base_model(self, X, y, seed):
         if self.estimator is not None:
             self.cv_splits_ = self.cv_estimators_ = None
-            if embeddings:
-                return self._heatmaps(X, return_embeddings=True)
-            return self._heatmaps(X), None
-        R = self._cross_fitted_heatmaps(X, check_labels(self._cross_fit_y, "y"))
-        Z = None
-        if embeddings:  # the final model's features: the ones transform gives a retrained head
-            Z = self.base_model_.embed(X, batch_size=self.batch_size, progress=bool(self.verbose))
-        return R, Z
-
-    def _check_cv_before_any_fit(self, y):
-        """Refuse folds that cannot work before the first base model trains (the shared fit checks the rest)."""
-        self._validate_params()
-        try:
-            y = check_labels(y, "y")
-            ok = type_of_target(y) in ("binary", "multiclass")
-        except (TypeError, ValueError):
-            ok = False
-        # a plain iterable of splits may be a one-time generator: it is read once, by the cross-fitting
-        ok = ok and (self.cv is None or isinstance(self.cv, Integral) or hasattr(self.cv, "split"))
-        if ok:  # whether every fold's training part holds every class does not depend on the shuffling seed
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                check_cv_splits(self.cv, y, random_state=0)
-
-    def _cross_fitted_heatmaps(self, X, y):
-        """Heatmap of each sample from the ERM model of the fold that held it out."""
-        # the base model fit on all samples (resolve_base_model in the shared fit) was seeded with this int
-        seed = int(self.estimator_.random_state)
+            return super()._resolve_base_model(X, y, seed)
         splits = check_cv_splits(self.cv, y, random_state=seed)
         fold_seeds = np.random.RandomState(seed).randint(0, 2**31 - 1, size=len(splits))
 
         def fit(X_train, y_train, k):
-            base, erm = resolve_base_model(None, X_train, y_train, head=self.head, device=self.device,
-                                           random_state=int(fold_seeds[k]), verbose=self.verbose)
-            return base, erm
+            return resolve_base_model(None, X_train, y_train, head=self.head, device=self.device,
+                                      random_state=int(fold_seeds[k]), verbose=self.verbose)
 
-        def compute(model, X_test):
-            return self._heatmaps(X_test, base_model=model[0])
+        def compute(model, X_test):  # heatmaps and embeddings of the held-out fold, one forward pass
+            return self._heatmaps(X_test, return_embeddings=True, base_model=model[0])
 
-        R, models = out_of_fold(X, y, splits, fit, compute)
+        (R, Z), models = out_of_fold(X, y, splits, fit, compute)
+        folds = np.empty(len(y), dtype=np.int64)
+        for k, (_, test) in enumerate(splits):
+            folds[test] = k
+        model = CrossFittedModel.from_out_of_fold([base for base, _ in models], Z, folds)
         self.cv_splits_ = splits
         self.cv_estimators_ = [erm for _, erm in models]
-        return R
+        self._out_of_fold = (R, model.fit_features(Z, folds))  # read once by _fit_representation
+        return model, self.cv_estimators_
+
+    def _fit_representation(self, X, *, embeddings):
+        if self.estimator is None:
+            R, F = self._out_of_fold
+            del self._out_of_fold
+            return R, (F if embeddings else None)
+        if embeddings:
+            return self._heatmaps(X, return_embeddings=True)
+        return self._heatmaps(X), None
 
     def _new_representation(self, X, Z):
         return self._heatmaps(X)
@@ -311,9 +299,10 @@ class ExMapGrouper(BaseGrouper):
         """The heatmaps ExMap clusters, for inspection and plots: ``(n, c, h, w)`` or ``(n, h, w)``.
 
         They are the base model's (``base_model_``): what new samples are
-        assigned by. With ``estimator=None`` the heatmaps of the fitted
-        samples were cross-fitted instead (each from the model in
-        ``cv_estimators_`` whose fold held it out).
+        assigned by. With ``estimator=None``: the mean of the fold models'
+        heatmaps, normalised again; the fitted samples were clustered by
+        their held-out heatmap instead (from the model in
+        ``cv_estimators_`` whose fold held them out).
 
         Parameters
         ----------

@@ -1,0 +1,184 @@
+"""The no-argument ExMap pipeline, in-sample against cross-fitted heatmaps, against a separate base model.
+
+``Pipeline([("groups", ExMapGrouper()), ("clf", DFRRetrainer())]).fit(X, y)``
+trains its own ERM base model on ``(X, y)``. Three ways to get the pseudo-groups, each fit on the
+validation split and scored on the test split (test worst-group accuracy, the true groups used for
+scoring only):
+
+* ``in_sample``: the form before cross-fitting: one ERM model fit on the validation split explains
+  and embeds the same images (run as ``ExMapGrouper(FrozenEstimator(erm))`` with the ERM model and
+  the seeds the no-argument form fit then, so it is that form bit for bit);
+* ``cross_fit``: the no-argument form now, ``ExMapGrouper()`` (``cv=5``): each validation image
+  explained and embedded by an ERM model fit on the other four folds; DFR on the five models'
+  embeddings side by side (``CrossFittedModel``), which for new images averages the five heads;
+* ``separate``: the papers' workflow, an ERM model fit on the training split (as many images as
+  the validation split), ExMap + DFR on the validation split.
+
+The ERM models are the library defaults (the no-argument form has no other), small CNN, up to 20
+epochs with early stopping on a 10 % hold-out. Times: wall seconds of the pipeline's ``fit``
+(ERM training included), and each ERM fit's epoch seconds from the skorch history.
+
+Usage: ``python benchmarks/exmap_no_argument_pipeline.py [--datasets colored-digits,dominoes-95,shapes-on-tints]
+[--seeds 0,1,2,3,4] [--n 800] [--n-test 900] [--image-size 16]`` (results merge into
+``benchmarks/results/exmap_no_argument_pipeline.json``; ``--summarize`` prints the table of what is saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+OUT = os.path.join(os.path.dirname(__file__), "results", "exmap_no_argument_pipeline.json")
+ARMS = ("in_sample", "cross_fit", "separate")
+
+
+def make_data(name, n, n_test, size, seed):
+    from skshortcut import datasets
+
+    if name == "colored-digits":  # the default preset: colour agrees with the label on 95 % of train / val
+        return datasets.make_colored_digits(n, n, n_test, image_size=size, random_state=seed)
+    if name == "dominoes-95":  # P(top digit agrees with the label) = (1 + 0.9) / 2 = 95 %
+        return datasets.make_dominoes(n, n, n_test, correlation=0.9, image_size=size, random_state=seed)
+    if name == "shapes-on-tints":  # 3 shapes on 3 tints, each shape on its tint for 95 % of train / val
+        return datasets.make_shapes_on_tints(1, n, n, n_test, n_shapes=3, n_tints=3, agreement=0.95,
+                                             image_size=size, random_state=seed)
+    raise ValueError(f"unknown data set {name!r}")
+
+
+def fit_seconds(erm):
+    return float(sum(erm.history[:, "dur"]))
+
+
+def run(name, seed, *, n, n_test, size, device="cpu"):
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.metrics import adjusted_rand_score
+    from sklearn.pipeline import Pipeline
+
+    from skshortcut import DFRRetrainer, ERMClassifier, ExMapGrouper, group_accuracies
+
+    data = make_data(name, n, n_test, size, seed)
+    val, test = data.val, data.test
+
+    def score(pipe, seconds):
+        grouper = pipe.named_steps["groups"]
+        pred = pipe.predict(test.X)
+        acc = group_accuracies(test.y, pred, groups=test.groups)
+        return {
+            "worst_group": float(acc.worst),
+            "mean_accuracy": float(np.mean(pred == test.y)),
+            "n_clusters": int(grouper.n_clusters_),
+            "ari_val_groups": float(adjusted_rand_score(val.groups, grouper.groups_)),
+            "fit_seconds": float(seconds),
+        }
+
+    def erm_worst(erm):
+        return float(group_accuracies(test.y, erm.predict(test.X), groups=test.groups).worst)
+
+    out = {"dataset": name, "seed": seed, "n_val": len(val.y), "n_train": len(data.train.y), "n_test": len(test.y),
+           "image_shape": list(val.X.shape[1:])}
+
+    start = time.perf_counter()
+    cross = Pipeline([("groups", ExMapGrouper(device=device, random_state=seed)),
+                      ("clf", DFRRetrainer(random_state=seed))]).fit(val.X, val.y)
+    out["cross_fit"] = score(cross, time.perf_counter() - start)
+    grouper = cross.named_steps["groups"]
+    out["cross_fit"]["erm_fit_seconds"] = [fit_seconds(e) for e in grouper.cv_estimators_]
+    out["cross_fit_fold_erm_worst_group"] = [erm_worst(e) for e in grouper.cv_estimators_]
+
+    # the form before cross-fitting: an ERM model fit on all of the validation split (seeded as the
+    # no-argument form seeded it) explains and embeds the same images
+    start = time.perf_counter()
+    old_seed = int(np.random.RandomState(seed).randint(0, 2**31 - 1))
+    erm_val = ERMClassifier(device=device, random_state=old_seed).fit(val.X, val.y)
+    in_sample = Pipeline([("groups", ExMapGrouper(FrozenEstimator(erm_val), device=device, random_state=seed)),
+                          ("clf", DFRRetrainer(random_state=seed))]).fit(val.X, val.y)
+    out["in_sample"] = score(in_sample, time.perf_counter() - start)
+    out["in_sample"]["erm_fit_seconds"] = [fit_seconds(erm_val)]
+    out["erm_val_worst_group"] = erm_worst(erm_val)
+
+    start = time.perf_counter()
+    erm = ERMClassifier(device=device, random_state=seed).fit(data.train.X, data.train.y)
+    separate = Pipeline([("groups", ExMapGrouper(FrozenEstimator(erm), device=device, random_state=seed)),
+                         ("clf", DFRRetrainer(random_state=seed))]).fit(val.X, val.y)
+    out["separate"] = score(separate, time.perf_counter() - start)
+    out["separate"]["erm_fit_seconds"] = [fit_seconds(erm)]
+    out["erm_train_worst_group"] = erm_worst(erm)
+    return out
+
+
+def load(path):
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {"runs": []}
+
+
+def summarize(results):
+    lines = []
+    for name in dict.fromkeys(r["dataset"] for r in results["runs"]):
+        runs = sorted((r for r in results["runs"] if r["dataset"] == name), key=lambda r: r["seed"])
+        lines.append(f"{name} (n_val = n_train = {runs[0]['n_val']}, test {runs[0]['n_test']}, images {runs[0]['image_shape']})")
+        lines.append("  seed  " + "  ".join(f"{a:>22}" for a in ARMS) + "   ERM(val) ERM(train)")
+        for r in runs:
+            cells = [f"{r[a]['worst_group']:.3f} ({r[a]['n_clusters']} cl, {r[a]['fit_seconds']:5.0f}s)" for a in ARMS]
+            lines.append(f"  {r['seed']:>4}  " + "  ".join(f"{c:>22}" for c in cells)
+                         + f"   {r['erm_val_worst_group']:.3f}    {r['erm_train_worst_group']:.3f}")
+        means = [np.mean([r[a]["worst_group"] for r in runs]) for a in ARMS]
+        secs = [np.mean([r[a]["fit_seconds"] for r in runs]) for a in ARMS]
+        lines.append("  mean  " + "  ".join(f"{m:>13.3f} ({s:5.0f}s)" for m, s in zip(means, secs)))
+        lines.append("  mean accuracy " + "  ".join(f"{a}={np.mean([r[a]['mean_accuracy'] for r in runs]):.3f}" for a in ARMS)
+                     + "; mean ARI " + "  ".join(f"{a}={np.mean([r[a]['ari_val_groups'] for r in runs]):.3f}" for a in ARMS))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", default="colored-digits,dominoes-95,shapes-on-tints")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--n", type=int, default=800, help="images in the training and in the validation split")
+    parser.add_argument("--n-test", type=int, default=900)
+    parser.add_argument("--image-size", type=int, default=16)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=OUT)
+    parser.add_argument("--summarize", action="store_true")
+    parser.add_argument("--merge", default="", help="comma-separated result files to merge into --out")
+    args = parser.parse_args(argv)
+
+    results = load(args.out)
+    if args.merge:
+        for path in args.merge.split(","):
+            other = load(path)
+            keys = {(r["dataset"], r["seed"]) for r in other["runs"]}
+            results["runs"] = [r for r in results["runs"] if (r["dataset"], r["seed"]) not in keys] + other["runs"]
+            results.setdefault("settings", other.get("settings"))
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+    if args.summarize:
+        print(summarize(results))
+        return results
+    import torch
+
+    results["settings"] = {"n": args.n, "n_test": args.n_test, "image_size": args.image_size, "device": args.device,
+                           "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
+                           "python": platform.python_version(), "torch": torch.__version__}
+    for name in args.datasets.split(","):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            r = run(name, seed, n=args.n, n_test=args.n_test, size=args.image_size, device=args.device)
+            results["runs"] = [x for x in results["runs"] if (x["dataset"], x["seed"]) != (name, seed)] + [r]
+            print(f"{name} seed {seed}: " + ", ".join(
+                f"{a} {r[a]['worst_group']:.3f} ({r[a]['n_clusters']} clusters, ARI {r[a]['ari_val_groups']:.2f}, "
+                f"{r[a]['fit_seconds']:.0f}s)" for a in ARMS), flush=True)
+            os.makedirs(os.path.dirname(args.out), exist_ok=True)
+            with open(args.out, "w") as f:
+                json.dump(results, f, indent=1)
+    print(summarize(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()
