@@ -22,7 +22,7 @@ from .._skorch import DeviceConstraint
 from .._torch import n_samples
 from .._validation import ImageInputMixin, check_labels, check_same_length
 from ..base_model import predicted_index, resolve_base_model
-from .spectral import SpectralEigengap, default_n_neighbors, eigengap_n_clusters, kneighbors_graph, laplacian_spectrum
+from .spectral import SpectralEigengap, default_n_neighbors
 
 CLUSTERINGS = ("spectral", "kmeans", "umap_kmeans")
 
@@ -31,20 +31,26 @@ CLUSTERINGS = ("spectral", "kmeans", "umap_kmeans")
     {
         "R": ["array-like"],
         "max_clusters": [Interval(Integral, 2, None, closed="left")],
-        "n_neighbors": [None, Interval(Integral, 1, None, closed="left")],
+        "n_neighbors": [None, StrOptions({"log", "sqrt"}), Interval(Integral, 1, None, closed="left")],
+        "n_clusters_rule": [StrOptions({"stability", "eigengap"})],
         "random_state": ["random_state"],
     },
     prefer_skip_nested_validation=True,
 )
-def estimate_n_clusters(R, *, max_clusters=10, n_neighbors=None, random_state=None):
-    """The eigengap estimate of the number of clusters of ``R``, on a sparse nearest-neighbour graph.
+def estimate_n_clusters(R, *, max_clusters=10, n_neighbors="log", n_clusters_rule="stability", random_state=None):
+    """The number of clusters of ``R``, as :class:`SpectralEigengap` chooses it on a sparse neighbour graph.
 
     Parameters
     ----------
     R : ndarray of shape (n_samples, n_features)
     max_clusters : int, default=10
-    n_neighbors : int, optional
-        Neighbours per sample; default ``int(ln n)`` (the ExMap authors').
+    n_neighbors : int, "log" or "sqrt", default="log"
+        Neighbours per sample; ``"log"``, ``int(ln n)``, is the ExMap authors'
+        setting (``None`` means the same).
+    n_clusters_rule : {"stability", "eigengap"}, default="stability"
+        ``"stability"``: the ``k`` whose clusterings of random subsamples agree
+        best with the clustering of all samples; ``"eigengap"``: the authors'
+        largest gap among the smallest Laplacian eigenvalues.
     random_state : int, RandomState or None
 
     Examples
@@ -53,15 +59,21 @@ def estimate_n_clusters(R, *, max_clusters=10, n_neighbors=None, random_state=No
     >>> from skshortcut.grouping import estimate_n_clusters
     >>> rng = np.random.RandomState(0)
     >>> R = np.r_[rng.normal(0, 0.1, (40, 3)), rng.normal(5, 0.1, (40, 3))]
-    >>> estimate_n_clusters(R, n_neighbors=10, random_state=0)
+    >>> estimate_n_clusters(R, random_state=0)
     2
+
+    On the sparse ``int(ln 80) = 4``-neighbour graph of these two blobs the
+    authors' eigengap splits each blob further:
+
+    >>> estimate_n_clusters(R, n_clusters_rule="eigengap", random_state=0)
+    8
     """
     R = np.asarray(R)
-    n = len(R)
-    k = default_n_neighbors(n) if n_neighbors is None else int(n_neighbors)
-    A = kneighbors_graph(R, min(k, n - 1), random_state=random_state)
-    lam, _, _ = laplacian_spectrum(A, max_clusters + 1, random_state=random_state)
-    return eigengap_n_clusters(lam, max_clusters)
+    sc = SpectralEigengap(
+        max_clusters=max_clusters, n_neighbors="log" if n_neighbors is None else n_neighbors,
+        n_clusters_rule=n_clusters_rule, random_state=random_state,
+    )
+    return int(sc.fit(R).n_clusters_)
 
 
 def _numba_threads():

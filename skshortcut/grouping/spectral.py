@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import lobpcg
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
 
 # Cluster-QR (Damle, Minden and Ying, 2019) as scikit-learn's SpectralClustering
 # (assign_labels="cluster_qr") runs it: column-pivoted QR picks one representative
@@ -35,7 +36,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-__all__ = ["SpectralEigengap", "eigengap_n_clusters", "kneighbors_graph", "cluster_qr", "default_n_neighbors"]
+__all__ = [
+    "SpectralEigengap",
+    "eigengap_n_clusters",
+    "kneighbors_graph",
+    "cluster_qr",
+    "default_n_neighbors",
+    "resolve_n_neighbors",
+]
 
 
 def default_n_neighbors(n_samples: int) -> int:
@@ -48,6 +56,35 @@ def default_n_neighbors(n_samples: int) -> int:
     7
     """
     return max(2, int(np.log(max(n_samples, 2))))
+
+
+#: Neighbour-count rules of :class:`SpectralEigengap` (``n_neighbors=<name>``).
+#: ``"log"`` is the ExMap authors' ``int(ln n)``; ``"sqrt"`` is ``int(sqrt(n) / 2)``.
+NEIGHBOR_RULES = ("log", "sqrt")
+
+
+def resolve_n_neighbors(n_neighbors, n_samples: int) -> int:
+    """The neighbour count for ``n_samples`` samples: an int as given, or a rule's value.
+
+    ``"log"``: ``int(ln n)``, the ExMap authors' setting (:func:`default_n_neighbors`);
+    ``"sqrt"``: ``int(sqrt(n) / 2)``, at least ``int(ln n)``. Either is capped at
+    ``n - 1``.
+
+    Examples
+    --------
+    >>> from skshortcut.grouping.spectral import resolve_n_neighbors
+    >>> resolve_n_neighbors("log", 1000), resolve_n_neighbors("sqrt", 1000), resolve_n_neighbors(5, 1000)
+    (6, 15, 5)
+    """
+    if isinstance(n_neighbors, str):
+        if n_neighbors not in NEIGHBOR_RULES:
+            raise ValueError(f"`n_neighbors` must be an int >= 1 or one of {NEIGHBOR_RULES}; got {n_neighbors!r}.")
+        k = default_n_neighbors(n_samples)
+        if n_neighbors == "sqrt":
+            k = max(k, int(np.sqrt(n_samples) / 2))
+    else:
+        k = int(n_neighbors)
+    return max(1, min(k, n_samples - 1))
 
 
 # --------------------------------------------------------------------------- neighbours
@@ -253,19 +290,77 @@ def eigengap_n_clusters(eigenvalues, max_clusters=10):
     return int(np.argmax(gaps)) + 2
 
 
+# --------------------------------------------------------------------------- spectral embedding, labels, stability
+def _spectral_maps(X, n_neighbors, n_eigenvalues, *, method, random_state):
+    """Graph, eigenvalues and the degree-normalised spectral embedding ``D^-1/2 V`` of ``X``."""
+    k_nn = resolve_n_neighbors(n_neighbors, X.shape[0])
+    A = kneighbors_graph(X, k_nn, method=method, random_state=random_state)
+    lam, vec, deg = laplacian_spectrum(A, n_eigenvalues, random_state=random_state)
+    maps = vec / np.sqrt(np.where(deg > 0, deg, 1.0))[:, None]
+    return A, lam, maps, k_nn
+
+
+def _assign_labels(maps, k, method, random_state):
+    """Labels of ``k`` clusters from the first ``k`` spectral coordinates (cluster-QR or KMeans)."""
+    if k <= 1:
+        return np.zeros(maps.shape[0], dtype=np.int64)
+    if method == "cluster_qr":
+        return np.asarray(cluster_qr(maps[:, :k]))
+    return KMeans(k, n_init=10, random_state=random_state).fit_predict(maps[:, :k])
+
+
+def _stability_scores(X, full_labels, *, n_neighbors, n_resamples, subsample, method, assign_labels, random_state):
+    """Mean adjusted Rand index, per ``k``, between the clustering of all of ``X`` and of random subsamples.
+
+    Each resample draws ``subsample * n`` samples without replacement, builds
+    their own neighbour graph and spectrum (the neighbour rule applied to the
+    subsample's size), clusters them into each ``k`` and compares, on those
+    samples, with the clustering of the whole data into the same ``k``
+    (Ben-Hur, Elisseeff and Guyon, 2002; Lange et al., 2004).
+    """
+    rng = check_random_state(random_state)
+    n = X.shape[0]
+    m = min(n - 1, max(3, int(round(subsample * n))))
+    ks = sorted(full_labels)
+    scores = np.zeros((n_resamples, len(ks)))
+    for b in range(n_resamples):
+        idx = np.sort(rng.choice(n, m, replace=False))
+        _, _, maps, _ = _spectral_maps(X[idx], n_neighbors, max(ks) + 1, method=method, random_state=rng)
+        for j, k in enumerate(ks):
+            sub = _assign_labels(maps, min(k, maps.shape[1]), assign_labels, rng)
+            scores[b, j] = adjusted_rand_score(full_labels[k][idx], sub)
+    return scores.mean(axis=0)
+
+
 # --------------------------------------------------------------------------- estimator
 class SpectralEigengap(ClusterMixin, BaseEstimator):
-    """Spectral clustering on a sparse nearest-neighbour graph, choosing k by the eigengap.
+    """Spectral clustering on a sparse nearest-neighbour graph, choosing k from the data.
 
     The clustering module of ExMap (sec. 4.2; supplement sec. 2.2):
 
-    1. affinity: the symmetric k-nearest-neighbour connectivity graph with
-       ``n_neighbors = int(ln n)`` (sparse, ``O(n * n_neighbors)``);
+    1. affinity: the symmetric k-nearest-neighbour connectivity graph
+       (sparse, ``O(n * n_neighbors)``);
     2. the ``max_clusters + 1`` smallest eigenvalues of the normalised
-       Laplacian, by a sparse block eigensolver (LOBPCG);
-    3. ``n_clusters="auto"``: the eigengap heuristic
-       (:func:`eigengap_n_clusters`, ``k`` in ``2 .. max_clusters``);
+       Laplacian and their eigenvectors, by a sparse block eigensolver (LOBPCG);
+    3. ``n_clusters="auto"``: the number of clusters ``k`` in ``2 .. max_clusters``,
+       by ``n_clusters_rule``:
+
+       - ``"stability"`` (default): cluster the whole data into each ``k``, and
+         ``n_resamples`` random subsamples (a share ``subsample`` of the
+         samples, each with its own graph and spectrum) into the same ``k``;
+         ``k`` is the one whose subsample clusterings agree best with the
+         whole-data clustering (mean adjusted Rand index on the subsampled
+         samples, :attr:`stability_`; Ben-Hur, Elisseeff and Guyon, 2002;
+         Lange et al., 2004). Ties go to the smaller ``k``.
+       - ``"eigengap"``: the authors' rule, the largest gap among the
+         smallest eigenvalues (:func:`eigengap_n_clusters`);
     4. labels by cluster-QR on the first ``k`` eigenvectors (or KMeans).
+
+    The authors' setting is ``n_neighbors="log"`` (``int(ln n)``, the default)
+    with ``n_clusters_rule="eigengap"``. On the LRP heatmaps of a small CNN
+    on coloured digits the eigengap's count moved between data seeds where
+    the stability rule kept the colour's two clusters (user guide page
+    *ExMap's number of clusters*, ``benchmarks/exmap_cluster_stability.py``).
 
     New samples (``predict``) go to the majority cluster of their nearest
     fitted samples.
@@ -274,15 +369,25 @@ class SpectralEigengap(ClusterMixin, BaseEstimator):
     ----------
     n_clusters : "auto" or int, default="auto"
     max_clusters : int, default=10
-        Largest ``k`` the eigengap may pick.
-    n_neighbors : int or None, default=None
-        ``None``: ``int(ln n)`` (at least 2).
+        Largest ``k`` that ``"auto"`` may pick.
+    n_neighbors : int, "log" or "sqrt", default="log"
+        Neighbours per sample in the affinity graph (:func:`resolve_n_neighbors`):
+        ``"log"``, ``int(ln n)``, is the ExMap authors' setting; ``"sqrt"`` is
+        ``int(sqrt(n) / 2)`` (at least ``int(ln n)``). The subsamples of the
+        ``"stability"`` rule apply the same rule to their own size.
+    n_clusters_rule : {"stability", "eigengap"}, default="stability"
+        How ``n_clusters="auto"`` picks ``k`` (see above).
+    n_resamples : int, default=10
+        Subsamples of the ``"stability"`` rule; each costs one more graph and
+        spectrum on ``subsample * n`` samples.
+    subsample : float in (0, 1), default=0.8
+        Share of the samples in each subsample of the ``"stability"`` rule.
     neighbors : {"auto", "exact", "approximate"}, default="auto"
         Neighbour search (:func:`kneighbors_graph`).
     assign_labels : {"cluster_qr", "kmeans"}, default="cluster_qr"
     random_state : int, RandomState or None, default=None
-        Seeds the eigensolver's start vector, the approximate neighbour
-        search and KMeans.
+        Seeds the eigensolver's start vectors, the approximate neighbour
+        search, the subsamples and KMeans.
 
     Attributes
     ----------
@@ -290,6 +395,9 @@ class SpectralEigengap(ClusterMixin, BaseEstimator):
     n_clusters_ : int
     eigenvalues_ : ndarray of shape (max_clusters + 1,)
         Smallest normalised-Laplacian eigenvalues, ascending.
+    stability_ : ndarray of shape (max_clusters - 1,) or None
+        With ``n_clusters="auto"`` and the ``"stability"`` rule: the mean
+        adjusted Rand index of ``k = 2 .. max_clusters``; else None.
     affinity_matrix_ : scipy.sparse.csr_matrix
     n_neighbors_ : int
     n_features_in_ : int
@@ -300,25 +408,35 @@ class SpectralEigengap(ClusterMixin, BaseEstimator):
     >>> from skshortcut.grouping import SpectralEigengap
     >>> rng = np.random.RandomState(0)
     >>> X = np.r_[rng.normal(0, 0.1, (30, 2)), rng.normal(3, 0.1, (30, 2)), rng.normal(-3, 0.1, (30, 2))]
-    >>> sc = SpectralEigengap(n_neighbors=10, random_state=0).fit(X)
+    >>> sc = SpectralEigengap(random_state=0).fit(X)
     >>> sc.n_clusters_, len(set(sc.labels_[:30])), len(set(sc.labels_))
     (3, 1, 3)
+    >>> SpectralEigengap(n_clusters_rule="eigengap", random_state=0).fit(X).n_clusters_  # the authors' rule
+    3
+    >>> int(np.argmax(sc.stability_)) + 2  # the k of the most stable clustering
+    3
     """
 
     _parameter_constraints: dict = {
         "n_clusters": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
         "max_clusters": [Interval(numbers.Integral, 2, None, closed="left")],
-        "n_neighbors": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "n_neighbors": [StrOptions(set(NEIGHBOR_RULES)), Interval(numbers.Integral, 1, None, closed="left")],
+        "n_clusters_rule": [StrOptions({"stability", "eigengap"})],
+        "n_resamples": [Interval(numbers.Integral, 1, None, closed="left")],
+        "subsample": [Interval(numbers.Real, 0, 1, closed="neither")],
         "neighbors": [StrOptions({"auto", "exact", "approximate"})],
         "assign_labels": [StrOptions({"cluster_qr", "kmeans"})],
         "random_state": ["random_state"],
     }
 
-    def __init__(self, n_clusters="auto", *, max_clusters=10, n_neighbors=None, neighbors="auto",
-                 assign_labels="cluster_qr", random_state=None):
+    def __init__(self, n_clusters="auto", *, max_clusters=10, n_neighbors="log", n_clusters_rule="stability",
+                 n_resamples=10, subsample=0.8, neighbors="auto", assign_labels="cluster_qr", random_state=None):
         self.n_clusters = n_clusters
         self.max_clusters = max_clusters
         self.n_neighbors = n_neighbors
+        self.n_clusters_rule = n_clusters_rule
+        self.n_resamples = n_resamples
+        self.subsample = subsample
         self.neighbors = neighbors
         self.assign_labels = assign_labels
         self.random_state = random_state
@@ -341,27 +459,26 @@ class SpectralEigengap(ClusterMixin, BaseEstimator):
         if n < 3:
             raise ValueError(f"`X` needs at least 3 samples for spectral clustering; got n_samples = {n}.")
         rng = check_random_state(self.random_state)
-        k_nn = default_n_neighbors(n) if self.n_neighbors is None else int(self.n_neighbors)
-        k_nn = min(k_nn, n - 1)
+        auto = self.n_clusters == "auto"
+        n_eig = max(self.max_clusters, 2 if auto else int(self.n_clusters)) + 1
+        A, lam, maps, k_nn = _spectral_maps(X, self.n_neighbors, n_eig, method=self.neighbors, random_state=rng)
         self.n_neighbors_ = k_nn
-        self.affinity_matrix_ = kneighbors_graph(X, k_nn, method=self.neighbors, random_state=rng)
-        n_eig = max(self.max_clusters, 2 if self.n_clusters == "auto" else int(self.n_clusters)) + 1
-        lam, vec, deg = laplacian_spectrum(self.affinity_matrix_, n_eig, random_state=rng)
+        self.affinity_matrix_ = A
         self.eigenvalues_ = lam
-        if self.n_clusters == "auto":
-            k = eigengap_n_clusters(lam, self.max_clusters)
+        self.stability_ = None
+        if auto and self.n_clusters_rule == "stability":
+            ks = range(2, min(self.max_clusters, maps.shape[1], n) + 1)
+            full = {k: _assign_labels(maps, k, self.assign_labels, rng) for k in ks}
+            self.stability_ = _stability_scores(
+                X, full, n_neighbors=self.n_neighbors, n_resamples=self.n_resamples, subsample=self.subsample,
+                method=self.neighbors, assign_labels=self.assign_labels, random_state=rng,
+            )
+            k = list(ks)[int(np.argmax(self.stability_))]  # first maximum: ties go to the smaller k
+            labels = full[k]
         else:
-            k = int(self.n_clusters)
-        k = max(1, min(k, vec.shape[1], n))
-        self.n_clusters_ = k
-        if k == 1:
-            labels = np.zeros(n, dtype=np.int64)
-        else:
-            maps = vec[:, :k] / np.sqrt(np.where(deg > 0, deg, 1.0))[:, None]
-            if self.assign_labels == "cluster_qr":
-                labels = cluster_qr(maps)
-            else:
-                labels = KMeans(k, n_init=10, random_state=rng).fit_predict(maps)
+            k = eigengap_n_clusters(lam, self.max_clusters) if auto else int(self.n_clusters)
+            k = max(1, min(k, maps.shape[1], n))
+            labels = _assign_labels(maps, k, self.assign_labels, rng)
         # consecutive labels 0..k'-1 (cluster-QR may leave a cluster empty)
         _, labels = np.unique(labels, return_inverse=True)
         self.labels_ = labels.astype(np.int64)
