@@ -19,6 +19,7 @@ from skshortcut.grouping.spectral import (
     eigengap_n_clusters,
     kneighbors_graph,
     laplacian_spectrum,
+    resolve_n_neighbors,
 )
 
 
@@ -164,3 +165,91 @@ def test_cluster_qr_separates_orthogonal_directions():
 def test_estimate_n_clusters():
     X, _ = _blobs(100, 4)
     assert estimate_n_clusters(X, random_state=0) == 4
+
+
+# --------------------------------------------------------------------------- the number of clusters
+def _two_tight_blobs(n_per=40, seed=0):
+    rng = np.random.RandomState(seed)
+    return np.r_[rng.normal(0, 0.1, (n_per, 3)), rng.normal(5, 0.1, (n_per, 3))], np.repeat([0, 1], n_per)
+
+
+def test_stability_rule_keeps_two_blobs_that_the_eigengap_splits_on_a_sparse_graph():
+    # int(ln 80) = 4 neighbours: each blob's sparse random graph has no clear spectral gap, so the
+    # authors' eigengap finds its largest gap at k = 8; the subsample clusterings agree only at k = 2
+    X, labels = _two_tight_blobs()
+    for seed in range(5):
+        sc = SpectralEigengap(random_state=seed).fit(X)
+        assert sc.n_neighbors_ == 4
+        assert sc.n_clusters_ == 2 and adjusted_rand_score(labels, sc.labels_) == 1.0
+        assert sc.stability_[0] == pytest.approx(1.0) and sc.stability_[1:].max() < 0.9
+        authors = SpectralEigengap(n_neighbors="log", n_clusters_rule="eigengap", random_state=seed).fit(X)
+        assert authors.n_clusters_ == 8 and authors.stability_ is None
+
+
+@pytest.mark.parametrize("rule", ["stability", "eigengap"])
+@pytest.mark.parametrize("centers", [2, 4, 6])
+def test_both_rules_recover_separated_blobs(rule, centers):
+    X, labels = _blobs(60, centers, noise=0.2)
+    sc = SpectralEigengap(n_neighbors=10, n_clusters_rule=rule, random_state=0).fit(X)
+    assert sc.n_clusters_ == centers
+    assert adjusted_rand_score(labels, sc.labels_) == 1.0
+
+
+def test_stability_scores_are_the_mean_agreement_per_k():
+    X, _ = _blobs(60, 3, noise=0.2)
+    sc = SpectralEigengap(max_clusters=6, n_resamples=4, random_state=0).fit(X)
+    assert sc.stability_.shape == (5,)  # k = 2 .. 6
+    assert np.all(sc.stability_ <= 1.0 + 1e-12) and np.all(sc.stability_ >= -1.0)
+    assert sc.n_clusters_ == int(np.argmax(sc.stability_)) + 2 == 3
+    again = SpectralEigengap(max_clusters=6, n_resamples=4, random_state=0).fit(X)
+    np.testing.assert_array_equal(again.stability_, sc.stability_)
+    np.testing.assert_array_equal(again.labels_, sc.labels_)
+    assert SpectralEigengap(n_clusters=3, random_state=0).fit(X).stability_ is None  # no choice to make
+
+
+def test_stability_rule_with_kmeans_labels():
+    X, labels = _blobs(50, 3, noise=0.2)
+    sc = SpectralEigengap(n_neighbors=8, assign_labels="kmeans", n_resamples=3, random_state=0).fit(X)
+    assert sc.n_clusters_ == 3 and adjusted_rand_score(labels, sc.labels_) == 1.0
+
+
+def test_neighbour_rules():
+    assert resolve_n_neighbors("log", 2000) == default_n_neighbors(2000) == 7  # the ExMap authors' int(ln n)
+    assert resolve_n_neighbors("sqrt", 2000) == 22
+    assert resolve_n_neighbors("sqrt", 20) == default_n_neighbors(20)  # never below int(ln n)
+    assert resolve_n_neighbors(50, 10) == 9  # capped at n - 1
+    with pytest.raises(ValueError, match="`n_neighbors`"):
+        resolve_n_neighbors("cube", 10)
+    X, _ = _blobs(100, 2)
+    assert SpectralEigengap(n_neighbors="sqrt", random_state=0).fit(X).n_neighbors_ == 7
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [({"n_neighbors": "cube"}, "n_neighbors"), ({"n_neighbors": None}, "n_neighbors"),
+     ({"n_clusters_rule": "silhouette"}, "n_clusters_rule"), ({"n_resamples": 0}, "n_resamples"),
+     ({"subsample": 1.0}, "subsample"), ({"subsample": 0}, "subsample")],
+)
+def test_stability_parameters_are_validated(params, name):
+    with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):
+        SpectralEigengap(**params).fit(np.random.RandomState(0).rand(20, 2))
+
+
+@settings(max_examples=12, deadline=None)
+@given(centers=st.integers(2, 5), seed=st.integers(0, 10_000), rule=st.sampled_from(["stability", "eigengap"]))
+def test_chosen_count_and_partition_do_not_depend_on_sample_order(centers, seed, rule):
+    X, labels = _blobs(40, centers, noise=0.1, seed=seed)
+    perm = np.random.RandomState(seed).permutation(len(X))
+    a = SpectralEigengap(n_neighbors=8, n_clusters_rule=rule, n_resamples=4, random_state=0).fit(X)
+    b = SpectralEigengap(n_neighbors=8, n_clusters_rule=rule, n_resamples=4, random_state=1).fit(X[perm])
+    assert a.n_clusters_ == b.n_clusters_
+    assert adjusted_rand_score(a.labels_[perm], b.labels_) == 1.0
+
+
+def test_estimate_n_clusters_rules():
+    X, _ = _two_tight_blobs()
+    assert estimate_n_clusters(X, random_state=0) == 2
+    assert estimate_n_clusters(X, n_clusters_rule="eigengap", random_state=0) == 8
+    assert estimate_n_clusters(X, n_neighbors=None, n_clusters_rule="eigengap", random_state=0) == 8  # None = "log"
+    with pytest.raises(InvalidParameterError, match="'n_clusters_rule' parameter"):
+        estimate_n_clusters(X, n_clusters_rule="gap")
