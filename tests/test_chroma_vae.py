@@ -110,6 +110,38 @@ def test_beta_warmup_decays_linearly_to_beta(data):
     np.testing.assert_allclose(constant.fit(X, y).history[:, "beta"], [0.5, 0.5])
 
 
+def test_n_steps_trains_a_small_data_set_as_long_as_a_large_one(data):
+    # the default length is a number of optimisation steps, not of epochs: half the images, twice
+    # the epochs, the same steps, and the KL warm-up over the first half of them
+    X, y = data
+    params = dict(dim_z=4, beta_start=10.0, n_steps=8, batch_size=16, device="cpu", random_state=0)
+    full, half = ChromaVAEClassifier(**params).fit(X, y), ChromaVAEClassifier(**params).fit(X[:32], y[:32])
+    assert (full.n_epochs_, half.n_epochs_) == (2, 4)
+    for clf in (full, half):
+        assert len(clf.history) == clf.n_epochs_
+        assert sum(len(epoch["batches"]) for epoch in clf.history) == 8
+    np.testing.assert_allclose(half.history[:, "beta"], [10.0, 5.5, 1.0, 1.0])
+    # a set max_epochs wins, whatever the data size
+    assert ChromaVAEClassifier(**{**params, "max_epochs": 3}).fit(X[:32], y[:32]).n_epochs_ == 3
+    assert ChromaVAEClassifier().max_epochs is None and ChromaVAEClassifier().n_steps == 960
+
+
+def test_z1_input_sample_feeds_the_z1_classifier_the_drawn_z1():
+    enc, dec = ConvEncoder(3, (8, 8), 8), ConvDecoder(4, 3, (8, 8))
+    x = torch.rand(6, 3, 8, 8)
+    mean = ChromaVAEModule(enc, dec, nn.Linear(1, 2), dim_z=4, dim_z1=1, z1_input="mean")
+    sample = ChromaVAEModule(enc, dec, nn.Linear(1, 2), dim_z=4, dim_z1=1, z1_input="sample")
+    sample.z1_head = mean.z1_head
+    mu, _ = mean.encode(x)
+    torch.manual_seed(0)
+    assert torch.equal(mean(x)[0], mean.classify(mu))
+    torch.manual_seed(0)
+    logits, mu_s, logvar, _ = sample(x)
+    torch.manual_seed(0)
+    z = mu_s + torch.randn_like(mu_s) * torch.exp(0.5 * logvar)  # the draw the decoder gets
+    assert torch.allclose(logits, sample.classify(z)) and not torch.allclose(logits, sample.classify(mu_s))
+
+
 def test_z1_classifier_sees_only_z1():
     enc, dec = ConvEncoder(3, (8, 8), 8), ConvDecoder(4, 3, (8, 8))
     module = ChromaVAEModule(enc, dec, nn.Linear(1, 2), dim_z=4, dim_z1=1)
@@ -351,6 +383,9 @@ def test_latent_shift_moves_only_the_dimensions_that_read_the_change(data, fitte
         ({"decoder": nn.Sequential(nn.Linear(4, 192), nn.Unflatten(1, (3, 8, 8))), "dim_z": 5}, ValueError, "decoder"),
         ({"z1_hidden": -1}, ValueError, "z1_hidden"),
         ({"n_reconstructions": 0}, ValueError, "n_reconstructions"),
+        ({"n_steps": 0}, ValueError, "n_steps"),
+        ({"z1_input": "noise"}, ValueError, "z1_input"),
+        ({"max_epochs": None, "n_steps": 2.5}, TypeError, "n_steps"),
     ],
 )
 def test_bad_parameters(data, params, exc, match):

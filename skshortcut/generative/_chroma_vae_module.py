@@ -107,6 +107,11 @@ class ChromaVAEModule(nn.Module):
         The z1-classifier sees ``mu(x)[:, :dim_z1]``.
     likelihood : {"bernoulli", "gaussian"}, default="bernoulli"
         ``"gaussian"`` adds a learned scalar log standard deviation ``log_sigma``.
+    z1_input : {"mean", "sample"}, default="mean"
+        What the z1-classifier reads in :meth:`forward` (the training
+        objective): the posterior mean ``mu(x)_1`` (Eq. 2 as written) or the
+        reparameterised sample ``z1`` that the decoder reads too. Predictions
+        (:meth:`classify`) always use the mean.
 
     Examples
     --------
@@ -119,7 +124,7 @@ class ChromaVAEModule(nn.Module):
     [2, 4, 4, 3]
     """
 
-    def __init__(self, encoder, decoder, z1_head, dim_z, dim_z1, likelihood="bernoulli"):
+    def __init__(self, encoder, decoder, z1_head, dim_z, dim_z1, likelihood="bernoulli", z1_input="mean"):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -127,6 +132,7 @@ class ChromaVAEModule(nn.Module):
         self.dim_z = int(dim_z)
         self.dim_z1 = int(dim_z1)
         self.likelihood = likelihood
+        self.z1_input = z1_input
         if likelihood == "gaussian":
             self.log_sigma = nn.Parameter(torch.zeros(()))
 
@@ -158,10 +164,13 @@ class ChromaVAEModule(nn.Module):
 
         ``z`` is drawn with the reparameterisation trick in train and eval
         mode alike, so that the validation loss estimates the same objective.
+        The logits are those of ``mu(x)_1``, or of the drawn ``z1`` when
+        ``z1_input="sample"``.
         """
         mu, logvar = self.encode(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return self.classify(mu), mu, logvar, self.decode(z)
+        # modules pickled before ``z1_input`` existed read the mean
+        return self.classify(z if getattr(self, "z1_input", "mean") == "sample" else mu), mu, logvar, self.decode(z)
 
     def negative_log_likelihood(self, out, x):
         """``-log p(x | z)`` per sample, summed over pixels."""
@@ -174,7 +183,8 @@ class ChromaVAEModule(nn.Module):
 
 
 def build_chroma_vae_module(
-    input_shape, n_classes, *, dim_z, dim_z1, likelihood="bernoulli", encoder=None, decoder=None, z1_hidden=0
+    input_shape, n_classes, *, dim_z, dim_z1, likelihood="bernoulli", encoder=None, decoder=None, z1_hidden=0,
+    z1_input="mean",
 ):
     """A :class:`ChromaVAEModule` for images of ``input_shape`` (copies of the user's modules, or the defaults).
 
@@ -208,7 +218,7 @@ def build_chroma_vae_module(
         head = nn.Sequential(nn.Linear(dim_z1, z1_hidden), nn.ReLU(), nn.Linear(z1_hidden, n_classes))
     else:
         head = nn.Linear(dim_z1, n_classes)
-    module = ChromaVAEModule(encoder, decoder, head, dim_z, dim_z1, likelihood)
+    module = ChromaVAEModule(encoder, decoder, head, dim_z, dim_z1, likelihood, z1_input)
     _check_module_shapes(module, tuple(input_shape))
     return module
 

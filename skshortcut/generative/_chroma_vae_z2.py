@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from sklearn.base import clone
 
-__all__ = ["BUILTIN_Z2", "build_z2_classifier"]
+__all__ = ["BUILTIN_Z2", "build_z2_classifier", "fit_second_stage", "reconstruction_inputs", "second_stage_proba"]
 
 #: Names of the built-in z2-classifiers.
 BUILTIN_Z2 = ("knn", "mlp", "reconstruction")
@@ -73,3 +74,34 @@ def build_z2_classifier(z2_classifier, z2_params=None, *, n_train, random_state=
         erm.update(params)
         return ERMClassifier(**erm)
     return clone(z2_classifier)
+
+
+# The functions below are methods of ChromaVAEClassifier (their first argument
+# is the estimator), kept here with the rest of the second stage.
+def fit_second_stage(self, X, y_enc):
+    """Fit the z2-classifier on ``mu(x)_2`` (or on partial reconstructions) of the checked images X."""
+    erm = dict(max_epochs=self.n_epochs_, batch_size=self.batch_size, device=self.device, verbose=self.verbose)
+    z2 = build_z2_classifier(
+        self.z2_classifier, self.z2_params, n_train=len(y_enc), random_state=self.seeds_["z2"], erm_params=erm
+    )
+    if self.z2_classifier == "reconstruction":
+        z2.fit(self._reconstruction_inputs(X, self.seeds_["noise"]), np.tile(y_enc, self.n_reconstructions))
+    else:
+        z2.fit(self._encode(X, checked=True)[:, self.dim_z1_ :], y_enc)
+    self.z2_classifier_ = z2
+
+
+def reconstruction_inputs(self, X, seed):
+    """Partial reconstructions x~2, ``n_reconstructions`` per image, sample-major blocks."""
+    rec = self.partial_reconstructions(X, keep="z2", n_samples=self.n_reconstructions, random_state=seed)
+    return np.ascontiguousarray(np.swapaxes(rec, 0, 1).reshape(-1, *self.input_shape_))
+
+
+def second_stage_proba(self, X):
+    """The fitted z2-classifier's probabilities on the checked images X, in its own class order."""
+    z2 = self.z2_classifier_
+    if self.z2_classifier == "reconstruction":
+        noise = None if self.seeds_["noise"] is None else self.seeds_["noise"] + 1
+        proba = z2.predict_proba(self._reconstruction_inputs(X, noise))
+        return proba.reshape(self.n_reconstructions, -1, len(z2.classes_)).mean(0)
+    return z2.predict_proba(self._encode(X, checked=True)[:, self.dim_z1_ :])

@@ -37,8 +37,8 @@ from ._chroma_vae_module import (
     kl_standard_normal,
     latent_split,
 )
-from . import _chroma_vae_diagnostics as _diagnostics
-from ._chroma_vae_z2 import BUILTIN_Z2, build_z2_classifier
+from . import _chroma_vae_diagnostics as _diagnostics, _chroma_vae_z2 as _z2
+from ._chroma_vae_schedule import epoch_beta, resolve_epochs
 
 __all__ = ["ChromaVAEClassifier", "ChromaVAEModule", "latent_split", "default_n_down"]
 
@@ -79,7 +79,7 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
         is the ELBO).
     beta_start : float or None, default=100.0
         KL weight of the first epoch, decayed linearly to ``beta`` over the
-        first ``beta_warmup`` share of ``max_epochs`` (recorded as ``beta`` in
+        first ``beta_warmup`` share of the epochs (recorded as ``beta`` in
         the history). Under the tight early bottleneck the VAE keeps only the
         most valuable information, so the z1-classifier's shortcut settles in
         ``z1`` first and ``z2`` then fills with the rest of the image instead
@@ -88,7 +88,7 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
         warm-up is Eq. 2 unchanged. ``None`` trains with the constant
         ``beta`` throughout, as the paper describes.
     beta_warmup : float in [0, 1], default=0.5
-        Share of ``max_epochs`` over which the KL weight decays to ``beta``.
+        Share of the epochs over which the KL weight decays to ``beta``.
     lambda_ : float, default=100.0
         Weight ``lambda`` of the z1-classifier's cross-entropy in Eq. 2. The
         reconstruction term is summed over pixels, so ``lambda`` must be large
@@ -106,6 +106,11 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
     z1_hidden : int, default=0
         Hidden units of the z1-classifier: 0 makes it linear, otherwise a
         one-hidden-layer ReLU MLP.
+    z1_input : {"mean", "sample"}, default="mean"
+        What the z1-classifier reads in training: ``mu(x)_1`` (Eq. 2 as
+        written), or the reparameterised ``z1`` that the decoder reads too,
+        so that the shortcut is held where the decoder can use it (see the
+        guide's data-size table). Predictions use ``mu(x)_1`` either way.
     z2_classifier : {"knn", "mlp", "reconstruction"} or sklearn classifier, default="knn"
         The second stage. ``"knn"``: k-nearest neighbours on ``mu(x)_2`` with
         ``k = round(sqrt(N))`` (the paper's best on ColoredMNIST); ``"mlp"``:
@@ -127,7 +132,13 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
     optimizer : torch optimizer class, default=torch.optim.Adam
         Algorithm 1 uses Adam.
     lr : float, default=1e-3
-    max_epochs : int, default=30
+    max_epochs : int or None, default=None
+        Epochs of the VAE classifier; ``None``: as many as ``n_steps`` takes.
+    n_steps : int, default=960
+        Optimisation steps of the VAE classifier when ``max_epochs`` is None,
+        in whole epochs of ``ceil(N / batch_size)`` steps (960: 30 epochs of
+        4,000 images), so that a small data set is trained as long as a
+        large one; the epochs used are ``n_epochs_``.
     batch_size : int, default=128
         Samples per optimisation step and per inference batch (:meth:`transform`,
         :meth:`predict` and the diagnostics); ``-1``: all samples at once.
@@ -160,6 +171,8 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
         The trained VAE classifier.
     dim_z1_, dim_z2_ : int
         Sizes of the two latent subspaces.
+    n_epochs_ : int
+        Epochs the VAE classifier was trained for.
     z2_classifier_ : estimator
         The fitted second stage.
     label_encoder_ : LabelEncoder
@@ -177,7 +190,6 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
     >>> clf.transform(X).shape, clf.predict(X[:2]).dtype.kind
     ((60, 3), 'U')
     """
-
 
     @property
     def _n_features_out(self):  # the columns of ``transform``: mu(x)_2
@@ -197,7 +209,10 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
         "encoder": [nn.Module, None],
         "decoder": [nn.Module, None],
         "z1_hidden": [Interval(Integral, 0, None, closed="left")],
-        "z2_classifier": [StrOptions(set(BUILTIN_Z2)), HasMethods(["fit", "predict"])],
+        "z1_input": [StrOptions({"sample", "mean"})],
+        "max_epochs": [Interval(Integral, 1, None, closed="left"), None],
+        "n_steps": [Interval(Integral, 1, None, closed="left")],
+        "z2_classifier": [StrOptions(set(_z2.BUILTIN_Z2)), HasMethods(["fit", "predict"])],
         "z2_params": [dict, None],
         "n_reconstructions": [Interval(Integral, 1, None, closed="left")],
         "train_split": [callable, None],
@@ -219,13 +234,15 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
         encoder=None,
         decoder=None,
         z1_hidden=0,
+        z1_input="mean",
         z2_classifier="knn",
         z2_params=None,
         n_reconstructions=1,
         criterion=torch.nn.CrossEntropyLoss,
         optimizer=torch.optim.Adam,
         lr=1e-3,
-        max_epochs=30,
+        max_epochs=None,
+        n_steps=960,
         batch_size=128,
         train_split=None,
         callbacks=None,
@@ -257,6 +274,8 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
         self.encoder = encoder
         self.decoder = decoder
         self.z1_hidden = z1_hidden
+        self.z1_input = z1_input
+        self.n_steps = n_steps
         self.z2_classifier = z2_classifier
         self.z2_params = z2_params
         self.n_reconstructions = n_reconstructions
@@ -293,19 +312,17 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
             encoder=self.encoder,
             decoder=self.decoder,
             z1_hidden=self.z1_hidden,
+            z1_input=self.z1_input,
         )
         return self
 
-    def _epoch_beta(self, epoch):
-        """KL weight of epoch ``epoch`` (0-based): the warm-up's linear decay, then ``beta``."""
-        if self.beta_start is None or not self.beta_warmup:
-            return float(self.beta)
-        span = self.beta_warmup * self.max_epochs
-        return float(self.beta + (self.beta_start - self.beta) * max(0.0, 1.0 - epoch / span))
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        return super().fit_loop(X, y, epochs=self.n_epochs_ if epochs is None else epochs, **fit_params)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
-        self.current_beta_ = self._epoch_beta(len(self.history) - 1)
+        warm = dict(beta=self.beta, beta_start=self.beta_start, beta_warmup=self.beta_warmup, n_epochs=self.n_epochs_)
+        self.current_beta_ = epoch_beta(len(self.history) - 1, **warm)
         self.history.record("beta", self.current_beta_)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
@@ -362,6 +379,7 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
             )
         y_enc = self._encode_labels(y)
         self.dim_z1_, self.dim_z2_ = latent_split(self.dim_z, self.z_p)
+        self.n_epochs_ = resolve_epochs(self.max_epochs, self.n_steps, n_samples(X), self.batch_size)
         # one seed per random stage (VAE, z2-classifier, noise of the partial
         # reconstructions), drawn from ``random_state``; the VAE's through
         # ``torch_seed`` as ``_seeded`` does, which takes only offsets of one seed
@@ -406,22 +424,6 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
         X, y = self._images_and_labels(X, y, reset=False)
         self._fit_z2(X, self._transform_labels(y))
         return self
-
-    def _fit_z2(self, X, y_enc):
-        erm = dict(max_epochs=self.max_epochs, batch_size=self.batch_size, device=self.device, verbose=self.verbose)
-        z2 = build_z2_classifier(
-            self.z2_classifier, self.z2_params, n_train=len(y_enc), random_state=self.seeds_["z2"], erm_params=erm
-        )
-        if self.z2_classifier == "reconstruction":
-            z2.fit(self._reconstruction_inputs(X, self.seeds_["noise"]), np.tile(y_enc, self.n_reconstructions))
-        else:
-            z2.fit(self._encode(X, checked=True)[:, self.dim_z1_ :], y_enc)
-        self.z2_classifier_ = z2
-
-    def _reconstruction_inputs(self, X, seed):
-        """Partial reconstructions x~2, ``n_reconstructions`` per image, sample-major blocks."""
-        rec = self.partial_reconstructions(X, keep="z2", n_samples=self.n_reconstructions, random_state=seed)
-        return np.ascontiguousarray(np.swapaxes(rec, 0, 1).reshape(-1, *self.input_shape_))
 
     # ------------------------------------------------------------------ latents
     def _map_batches(self, X, fn, *, checked=False):
@@ -473,13 +475,7 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
         """Class probabilities of the z2-classifier, columns in ``classes_`` order."""
         check_is_fitted(self, "z2_classifier_")
         X = self._validate_images(X, reset=False)
-        z2 = self.z2_classifier_
-        if self.z2_classifier == "reconstruction":
-            noise = None if self.seeds_["noise"] is None else self.seeds_["noise"] + 1
-            proba = z2.predict_proba(self._reconstruction_inputs(X, noise))
-            proba = proba.reshape(self.n_reconstructions, -1, len(z2.classes_)).mean(0)
-        else:
-            proba = z2.predict_proba(self._encode(X, checked=True)[:, self.dim_z1_ :])
+        z2, proba = self.z2_classifier_, _z2.second_stage_proba(self, X)
         full = np.zeros((len(proba), self.n_classes_), dtype=np.float64)
         full[:, np.asarray(z2.classes_, dtype=int)] = proba
         return full
@@ -494,6 +490,8 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
     # ------------------------------------------------------------------ diagnostics
     # Section 5's diagnostics live in their own module; assigned here, they are
     # methods of the class itself (and documented with it).
+    _fit_z2 = _z2.fit_second_stage
+    _reconstruction_inputs = _z2.reconstruction_inputs
     predict_z1 = _diagnostics.predict_z1
     z1_score = _diagnostics.z1_score
     partial_reconstructions = _diagnostics.partial_reconstructions
