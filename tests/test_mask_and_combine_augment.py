@@ -214,3 +214,5 @@ def test_interventions_live_in_their_module_and_keep_their_public_path():
         assert getattr(mask_and_combine, name) is getattr(_interventions, name)
         assert name in mask_and_combine.__all__
     assert mask_and_combine.mask_region_table is _mac_diagnostics.mask_region_table
+    assert mask_and_combine.shortcut_mask_overlap is _mac_diagnostics.shortcut_mask_overlap
+    assert "shortcut_mask_overlap" in mask_and_combine.__all__

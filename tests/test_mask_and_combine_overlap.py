@@ -49,7 +49,8 @@ def test_a_patch_beside_the_core_is_found_and_lies_off_the_masks():
     assert row["shortcut_share"] == 4 / 64
     assert row["mask_on_shortcut"] == pytest.approx((0.0, 4 / 20))
     assert row["shortcut_covered"] == (0.0, 1.0)
-    assert row["score"] == pytest.approx(4 / 20) and row["score"] < SHORTCUT_ON_MASKS  # the patch is a small part of the mask: no warning
+    # the patch is a small part of the mask: no warning
+    assert row["score"] == pytest.approx(4 / 20) and row["score"] < SHORTCUT_ON_MASKS
 
 
 def test_a_colour_on_the_core_lies_under_every_mask():
@@ -172,7 +173,8 @@ def test_fit_does_not_warn_when_the_shortcut_lies_beside_the_core(blobs):
         mac.fit(X, y)
     assert not [w for w in caught if SHORTCUT_WARNING in str(w.message)]
     scores = [r["score"] for r in mac.shortcut_overlap_]
-    assert len(scores) >= 1 and max(scores) < SHORTCUT_ON_MASKS  # measured 0.26 (class 1; class 0 has 4 minority images)
+    # measured 0.26 (class 1; class 0 has only 4 minority images, too few for the t statistic)
+    assert len(scores) >= 1 and max(scores) < SHORTCUT_ON_MASKS
     # the diagnostic runs after training on its own random stream: the head is the one trained without it
     plain = MaskAndCombineRetrainer(FrozenEstimator(erm), max_epochs=2, random_state=0, device="cpu").fit(X, y)
     assert plain.shortcut_overlap_ is None

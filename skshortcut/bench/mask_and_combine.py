@@ -96,6 +96,9 @@ def mac(ctx):
         "val_worst_group": best.best_score_,
         "val_worst_group_per_setting": scores,
         "seconds_per_epoch": float(np.median(epoch_seconds)) if epoch_seconds else None,
+        # the fit's diagnostic: the largest share of a group's masks on the pixels where its class's groups differ
+        "shortcut_on_masks": max((r["score"] for r in best.shortcut_overlap_ if not np.isnan(r["score"])),
+                                 default=None),
     }
     # the paper's table 1 on a sample of the training split: how much of the masks lies on the shortcut
     region = getattr(ctx.data, "core_region", None)

@@ -315,10 +315,10 @@ def warn_if_no_use(est, stacklevel=3):
             f"Mask-and-Combine's masks lie on the shortcut's pixels: in class {r['class']!r}, the validation images of "
             f"groups {a!r} and {b!r} differ on {r['shortcut_share']:.0%} of the pixels (the shortcut's footprint, "
             f"t >= 4), and {on_a:.0%} and {on_b:.0%} of their top-K mask pixels lie there (warned from "
-            f"{SHORTCUT_ON_MASKS:.0%} in either group; all classes in shortcut_overlap_). The shortcut covers the pixels "
-            "the masks keep (a colour on the core, a tint over the image), so the removed and combined images keep it "
-            "with the label and cannot break it. Retrain the last layer with group labels instead (DFRRetrainer), or "
-            "use a method that separates colour from shape (ChromaVAEClassifier).",
+            f"{SHORTCUT_ON_MASKS:.0%} in either group; all classes in shortcut_overlap_). The shortcut covers the "
+            "pixels the masks keep (a colour on the core, a tint over the image), so the removed and combined images "
+            "keep it with the label and cannot break it. Retrain the last layer with group labels instead "
+            "(DFRRetrainer), or use a method that separates colour from shape (ChromaVAEClassifier).",
             UserWarning,
             stacklevel=stacklevel,
         )
