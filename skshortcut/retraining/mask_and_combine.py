@@ -4,8 +4,9 @@ HosseiniNoohdani, Samiei, Hosseini and Soleymani Baghshah, *Mitigating
 Spurious Correlation in Images by Intervention* (Mask-and-Combine, "MaC").
 This module holds the estimator; the interventions of Eqs. 1-2 and the top-K
 masks are in ``_interventions``, the per-batch training data in
-``_mac_batches``, the epoch selection in ``_mac_selection`` and the paper's
-table 1 in ``_mac_diagnostics``. The public functions are importable from here.
+``_mac_batches``, the epoch selection in ``_mac_selection``, the paper's table
+1 and the shortcut-under-the-masks diagnostic in ``_mac_diagnostics``. The
+public functions are importable from here.
 """
 
 from __future__ import annotations
