@@ -26,7 +26,11 @@ class DisentanglerModule(nn.Module):
 
     ``z = h(x)`` is split into ``z_fg = z[:, :n_foreground_features]`` and
     ``z_bg`` (the remaining ``n_background_features``); the forward pass
-    returns ``(w_fg z_fg, w_bg z_bg, z)``.
+    returns ``(w_fg z_fg, w_bg z_bg, z)``. ``z`` is the extractor's output
+    after a batch normalisation without affine parameters (``norm``): each
+    feature has mean 0 and variance 1 over the training batches, so neither
+    the heads nor the critics see features whose scale drifts under the
+    Wasserstein terms.
 
     Parameters
     ----------
@@ -56,6 +60,7 @@ class DisentanglerModule(nn.Module):
         self.n_features = int(n_features)
         self.n_background_features = int(n_background_features)
         self.n_foreground_features = self.n_features - self.n_background_features
+        self.norm = nn.BatchNorm1d(self.n_features, affine=False)
         self.head_fg = nn.Linear(self.n_foreground_features, int(n_classes))
         self.head_bg = nn.Linear(self.n_background_features, int(n_background_classes))
 
@@ -64,7 +69,11 @@ class DisentanglerModule(nn.Module):
         z = self.extractor(x)
         if isinstance(z, (tuple, list)):
             z = z[0]
-        return z.flatten(1)
+        z = z.flatten(1)
+        if self.training and z.shape[0] == 1:  # a batch of one has no variance: use the running statistics
+            return nn.functional.batch_norm(z, self.norm.running_mean, self.norm.running_var, training=False,
+                                            eps=self.norm.eps)
+        return self.norm(z)
 
     def split(self, z):
         """``(z_fg, z_bg)``."""

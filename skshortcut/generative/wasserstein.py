@@ -35,7 +35,8 @@ from .._torch import is_dataset
 from .._validation import check_same_length
 from .._constraints import Satisfies
 from ..backbones import check_backbone_name
-from ._critics import critic_objective, extractor_wasserstein, make_critics, wasserstein_terms
+from ._critics import CONDITIONINGS, critic_objective, critic_updates, extractor_wasserstein, make_critics
+from ._critics import wasserstein_terms
 from ._disentanglement_report import disentanglement_report as _disentanglement_report
 from ._extractor import DisentanglerModule, build_extractor, split_sizes
 from ._two_labels import UNKNOWN_BACKGROUND, dataset_labels, encode_label_columns, label_columns
@@ -57,7 +58,8 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
     (the last ``n_background_features`` dimensions are ``z_bg``). Linear heads
     ``w_fg`` and ``w_bg`` learn the foreground label from ``z_fg`` and the
     background label from ``z_bg`` by cross-entropy. Two critics, label
-    conditioned MLPs (:class:`~skshortcut.nets.Critic`), estimate the
+    conditioned MLPs (:class:`~skshortcut.generative._critics.ProjectionCritic`
+    by default), estimate the
     Wasserstein-1 distances of Eq. 7 in their Kantorovich-Rubinstein dual form
     (Eq. 8):
 
@@ -66,9 +68,10 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
 
     Samples of the product of marginals are the batch's features with the
     labels shuffled within the batch. Each critic minimises Eq. 9,
-    ``E_prod[D] - E_joint[D] + lambda_gp (||grad D(z~, l~)|| - 1)^2`` at
-    random interpolates of a product and a joint sample (see
-    :func:`wasserstein_terms`); the extractor and the heads minimise Eq. 10,
+    ``E_prod[D] - E_joint[D] + lambda_gp (||grad_z D(z~, l~)|| - 1)^2`` at
+    random interpolates of a product and a joint sample, on the batch's
+    features standardised (see :func:`wasserstein_terms`: why the penalty
+    leaves the label out and why the features are standardised); the extractor and the heads minimise Eq. 10,
     ``(E_joint[D_fg] - E_prod[D_fg]) + (E_joint[D_bg] - E_prod[D_bg]) +
     alpha (CE(w_fg z_fg, l_fg) + CE(w_bg z_bg, l_bg))`` (the paper prints the
     cross-entropy terms with a minus sign; they are minimised, and Eq. 10
@@ -113,15 +116,21 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
     warmup_epochs : int, default=1
         Epochs at the start of training that update the extractor and heads by
         cross-entropy alone (the critics learn meanwhile).
+    critic_conditioning : {"projection", "embedding"}, default="projection"
+        How a critic takes the label: one output per label picked by the
+        one-hot label (projection), or the label's embedding concatenated to
+        the features (:class:`~skshortcut.nets.Critic`, the authors' critic,
+        which learns far slower; see the user guide).
     critic_hidden : int, optional
         Width of the critics' first hidden layer (each further layer halves
-        it); default: see :class:`~skshortcut.nets.Critic`.
+        it); default: the input size rounded up to a power of two, 16 to 512.
     critic_layers : int, default=3
         Hidden layers of each critic.
     critic_negative_slope : float, default=0.1
         LeakyReLU slope of the critics.
-    critic_lr : float, optional
-        Learning rate of the critics; default ``lr``.
+    critic_lr : float or None, default=0.01
+        Learning rate of the critics (``None``: ``lr``). Ten times the
+        extractor's, so that the critics keep up with the features they judge.
     betas : tuple of float, default=(0.0, 0.9)
         Adam's betas for both optimisers (the paper's ``beta1 = 0, beta2 = 0.9``).
     transform_part : {"fg", "bg", "both"}, default="fg"
@@ -205,6 +214,7 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         "lambda_gp": [Interval(Real, 0, None, closed="left")],
         "critic_steps": [Interval(Integral, 0, None, closed="left")],
         "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "critic_conditioning": [StrOptions(set(CONDITIONINGS))],
         "critic_hidden": [Interval(Integral, 1, None, closed="left"), None],
         "critic_layers": [Interval(Integral, 1, None, closed="left")],
         "critic_negative_slope": [Interval(Real, 0, 1, closed="left")],
@@ -225,10 +235,11 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         lambda_gp=10.0,
         critic_steps=5,
         warmup_epochs=1,
+        critic_conditioning="projection",
         critic_hidden=None,
         critic_layers=3,
         critic_negative_slope=0.1,
-        critic_lr=None,
+        critic_lr=0.01,
         betas=(0.0, 0.9),
         transform_part="fg",
         weights=None,
@@ -265,6 +276,7 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         self.lambda_gp = lambda_gp
         self.critic_steps = critic_steps
         self.warmup_epochs = warmup_epochs
+        self.critic_conditioning = critic_conditioning
         self.critic_hidden = critic_hidden
         self.critic_layers = critic_layers
         self.critic_negative_slope = critic_negative_slope
@@ -314,6 +326,7 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
             n_bg,
             self.n_classes_,
             self.n_background_classes_,
+            conditioning=self.critic_conditioning,
             hidden_features=self.critic_hidden,
             n_layers=self.critic_layers,
             negative_slope=self.critic_negative_slope,
@@ -367,18 +380,7 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         Xi, yi = unpack_data(batch)
         y_true = torch.as_tensor(yi, device=self.device).long()
         y_pred = self.infer(Xi, **fit_params)
-        if self.critic_steps > 0:  # the critics also learn during the warm-up, to be ready when it ends
-            z = y_pred[2].detach()
-            for _ in range(int(self.critic_steps)):
-                loss_c, gp = self.critic_loss(z, y_true)
-                if loss_c is None:
-                    break
-                self.critic_optimizer_.zero_grad()
-                loss_c.backward()
-                self.critic_optimizer_.step()
-            if loss_c is not None:
-                self.history.record_batch("train_critic_loss", loss_c.item())
-                self.history.record_batch("train_gp", gp)
+        critic_updates(self, y_pred[2].detach(), y_true)  # also during the warm-up, to be ready when it ends
         self.optimizer_.zero_grad()
         loss = self.get_loss(y_pred, y_true, X=Xi, training=True)
         loss.backward()
@@ -486,36 +488,10 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
     def disentanglement_report(self, X, y, *, X_test=None, y_test=None, probe=None, test_size=0.5, random_state=None):
         """Accuracies of linear probes across the feature split: D3S's table 2.
 
-        Four probes are trained on the frozen features: foreground from
-        ``z_fg`` (high is good), background from ``z_bg`` (high is good),
-        foreground from ``z_bg`` and background from ``z_fg`` (both should be
-        near chance). Samples with an unknown background are left out of the
-        background probes.
-
-        Parameters
-        ----------
-        X : images or Dataset
-            Data to train the probes on (and to test them on, split, when
-            ``X_test`` is not given).
-        y : array-like of shape (n, 2)
-            Foreground and background labels (``-1``: unknown background).
-        X_test, y_test : optional
-            Separate data to measure the probes on.
-        probe : sklearn classifier, optional
-            Cloned for each probe. Default: standardisation then
-            ``LogisticRegression(max_iter=2000)``.
-        test_size : float, default=0.5
-            Share of X held out to score the probes when ``X_test`` is None.
-        random_state : int, RandomState or None, default=None
-            Seeds the split.
-
-        Returns
-        -------
-        report : :class:`~sklearn.utils.Bunch`
-            ``fg_from_fg``, ``bg_from_bg``, ``fg_from_bg``, ``bg_from_fg``
-            (test accuracies), ``chance_fg``, ``chance_bg`` (the accuracy of
-            always predicting the most frequent training label), ``n_train`` and
-            ``n_test``.
+        Foreground from ``z_fg`` and background from ``z_bg`` (high is good),
+        foreground from ``z_bg`` and background from ``z_fg`` (near chance is
+        good); parameters and result in
+        :func:`~skshortcut.generative._disentanglement_report.disentanglement_report`.
         """
         return _disentanglement_report(
             self, X, y, X_test=X_test, y_test=y_test, probe=probe, test_size=test_size, random_state=random_state
