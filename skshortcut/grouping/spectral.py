@@ -1,10 +1,12 @@
-"""Spectral clustering with the eigengap heuristic, in memory linear in n.
+"""Spectral clustering that chooses its number of clusters, in memory linear in n.
 
 ExMap (Chakraborty et al., CVPR 2024, sec. 4.2 and supplement sec. 2.2),
 after SPRAY (Lapuschkin et al., 2019): a nearest-neighbour affinity graph over
-the heatmaps, the smallest eigenvalues of its normalised Laplacian, the number
-of clusters where the gap between consecutive eigenvalues is largest, and
-cluster-QR (Damle, Minden and Ying, 2019) on the spectral embedding.
+the heatmaps, the smallest eigenvalues of its normalised Laplacian and
+cluster-QR (Damle, Minden and Ying, 2019) on the spectral embedding. The number
+of clusters is the one whose clusterings agree best across random subsamples
+(the default), or, the authors' rule, where the gap between consecutive
+eigenvalues is largest.
 
 Nothing here builds an ``n x n`` dense matrix: the affinity is a sparse
 k-nearest-neighbour graph (``n * n_neighbors`` entries) and the eigenvalues
