@@ -3,7 +3,8 @@
 The benchmark's attribute classifiers are the shared ERM model and two
 classifiers trained on a group-balanced subsample of the training split (so
 that label and spurious attribute are independent there): one for the label,
-one for the spurious attribute. A convolutional autoencoder is trained on the
+one for the spurious attribute (the label classifier in batches of 32, see
+``SETTINGS``). A convolutional autoencoder is trained on the
 training images. The method prints the alignment matrix of the three
 (Cohen et al., 2024, figure 2a): a row per base classifier, a column per
 downstream classifier, the mean relative change (Eq. 3). Its predictions are
