@@ -54,7 +54,11 @@ def fit_seconds(erm):
     return float(sum(erm.history[:, "dur"]))
 
 
-def run(name, seed, *, n, n_test, size, device="cpu"):
+def arm_name(cv):
+    return "cross_fit" if cv == 5 else f"cross_fit_cv{cv}"
+
+
+def run(name, seed, *, n, n_test, size, device="cpu", cvs=(5,), baselines=True):
     from sklearn.frozen import FrozenEstimator
     from sklearn.metrics import adjusted_rand_score
     from sklearn.pipeline import Pipeline
@@ -82,13 +86,17 @@ def run(name, seed, *, n, n_test, size, device="cpu"):
     out = {"dataset": name, "seed": seed, "n_val": len(val.y), "n_train": len(data.train.y), "n_test": len(test.y),
            "image_shape": list(val.X.shape[1:])}
 
-    start = time.perf_counter()
-    cross = Pipeline([("groups", ExMapGrouper(device=device, random_state=seed)),
-                      ("clf", DFRRetrainer(random_state=seed))]).fit(val.X, val.y)
-    out["cross_fit"] = score(cross, time.perf_counter() - start)
-    grouper = cross.named_steps["groups"]
-    out["cross_fit"]["erm_fit_seconds"] = [fit_seconds(e) for e in grouper.cv_estimators_]
-    out["cross_fit_fold_erm_worst_group"] = [erm_worst(e) for e in grouper.cv_estimators_]
+    for cv in cvs:
+        arm = arm_name(cv)
+        start = time.perf_counter()
+        cross = Pipeline([("groups", ExMapGrouper(cv=cv, device=device, random_state=seed)),
+                          ("clf", DFRRetrainer(random_state=seed))]).fit(val.X, val.y)
+        out[arm] = score(cross, time.perf_counter() - start)
+        grouper = cross.named_steps["groups"]
+        out[arm]["erm_fit_seconds"] = [fit_seconds(e) for e in grouper.cv_estimators_]
+        out[arm]["fold_erm_worst_group"] = [erm_worst(e) for e in grouper.cv_estimators_]
+    if not baselines:
+        return out
 
     # the form before cross-fitting: an ERM model fit on all of the validation split (seeded as the
     # no-argument form seeded it) explains and embeds the same images
@@ -120,19 +128,36 @@ def load(path):
 
 def summarize(results):
     lines = []
+    arms_seen = [a for a in dict.fromkeys(k for r in results["runs"] for k in r) if a.startswith("cross_fit_cv")]
+    ARMS_ = ARMS + tuple(arms_seen)
     for name in dict.fromkeys(r["dataset"] for r in results["runs"]):
         runs = sorted((r for r in results["runs"] if r["dataset"] == name), key=lambda r: r["seed"])
         lines.append(f"{name} (n_val = n_train = {runs[0]['n_val']}, test {runs[0]['n_test']}, images {runs[0]['image_shape']})")
-        lines.append("  seed  " + "  ".join(f"{a:>22}" for a in ARMS) + "   ERM(val) ERM(train)")
+        lines.append("  seed  " + "  ".join(f"{a:>22}" for a in ARMS_ if a in runs[0]) + "   ERM(val) ERM(train)")
         for r in runs:
-            cells = [f"{r[a]['worst_group']:.3f} ({r[a]['n_clusters']} cl, {r[a]['fit_seconds']:5.0f}s)" for a in ARMS]
+            cells = [f"{r[a]['worst_group']:.3f} ({r[a]['n_clusters']} cl, {r[a]['fit_seconds']:5.0f}s)" for a in ARMS_ if a in runs[0]]
             lines.append(f"  {r['seed']:>4}  " + "  ".join(f"{c:>22}" for c in cells)
                          + f"   {r['erm_val_worst_group']:.3f}    {r['erm_train_worst_group']:.3f}")
-        means = [np.mean([r[a]["worst_group"] for r in runs]) for a in ARMS]
-        secs = [np.mean([r[a]["fit_seconds"] for r in runs]) for a in ARMS]
+        means = [np.mean([r[a]["worst_group"] for r in runs]) for a in ARMS_ if a in runs[0]]
+        secs = [np.mean([r[a]["fit_seconds"] for r in runs]) for a in ARMS_ if a in runs[0]]
         lines.append("  mean  " + "  ".join(f"{m:>13.3f} ({s:5.0f}s)" for m, s in zip(means, secs)))
-        lines.append("  mean accuracy " + "  ".join(f"{a}={np.mean([r[a]['mean_accuracy'] for r in runs]):.3f}" for a in ARMS)
-                     + "; mean ARI " + "  ".join(f"{a}={np.mean([r[a]['ari_val_groups'] for r in runs]):.3f}" for a in ARMS))
+        lines.append("  mean accuracy " + "  ".join(f"{a}={np.mean([r[a]['mean_accuracy'] for r in runs]):.3f}" for a in ARMS_ if a in runs[0])
+                     + "; mean ARI " + "  ".join(f"{a}={np.mean([r[a]['ari_val_groups'] for r in runs]):.3f}" for a in ARMS_ if a in runs[0]))
+    return "\n".join(lines)
+
+
+def rst_table(results, arms):
+    """The guide's table: test worst-group accuracy per data set and seed, means, mean fit seconds."""
+    lines = [".. list-table::", "   :header-rows: 1", "", "   * - data set", "     - seed"]
+    lines += [f"     - {a}" for a in arms]
+    for name in dict.fromkeys(r["dataset"] for r in results["runs"]):
+        runs = sorted((r for r in results["runs"] if r["dataset"] == name), key=lambda r: r["seed"])
+        for r in runs:
+            lines += [f"   * - {name}", f"     - {r['seed']}"] + [f"     - {r[a]['worst_group']:.3f}" for a in arms]
+        lines += [f"   * - **{name}**", "     - **mean**"]
+        lines += [f"     - **{np.mean([r[a]['worst_group'] for r in runs]):.3f}**" for a in arms]
+        lines += [f"   * - {name}", "     - fit seconds"]
+        lines += [f"     - {np.mean([r[a]['fit_seconds'] for r in runs]):.0f}" for a in arms]
     return "\n".join(lines)
 
 
@@ -146,6 +171,9 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=OUT)
     parser.add_argument("--summarize", action="store_true")
+    parser.add_argument("--rst", default="", help="with --summarize: comma-separated arms of an rst table")
+    parser.add_argument("--cv", default="5", help="comma-separated folds of the cross-fitted arms (5: 'cross_fit')")
+    parser.add_argument("--no-baselines", action="store_true", help="run the cross-fitted arms only (merged into saved runs)")
     parser.add_argument("--merge", default="", help="comma-separated result files to merge into --out")
     args = parser.parse_args(argv)
 
@@ -153,13 +181,18 @@ def main(argv=None):
     if args.merge:
         for path in args.merge.split(","):
             other = load(path)
-            keys = {(r["dataset"], r["seed"]) for r in other["runs"]}
-            results["runs"] = [r for r in results["runs"] if (r["dataset"], r["seed"]) not in keys] + other["runs"]
+            saved = {(r["dataset"], r["seed"]): r for r in results["runs"]}
+            for r in other["runs"]:  # a run's arms from several files are merged
+                key = (r["dataset"], r["seed"])
+                saved[key] = {**saved.get(key, {}), **r}
+            results["runs"] = list(saved.values())
             results.setdefault("settings", other.get("settings"))
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
     if args.summarize:
         print(summarize(results))
+        if args.rst:
+            print(rst_table(results, args.rst.split(",")))
         return results
     import torch
 
@@ -168,11 +201,14 @@ def main(argv=None):
                            "python": platform.python_version(), "torch": torch.__version__}
     for name in args.datasets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            r = run(name, seed, n=args.n, n_test=args.n_test, size=args.image_size, device=args.device)
+            r = run(name, seed, n=args.n, n_test=args.n_test, size=args.image_size, device=args.device,
+                    cvs=[int(c) for c in args.cv.split(",")], baselines=not args.no_baselines)
+            old = [x for x in results["runs"] if (x["dataset"], x["seed"]) == (name, seed)]
+            r = {**old[0], **r} if old else r
             results["runs"] = [x for x in results["runs"] if (x["dataset"], x["seed"]) != (name, seed)] + [r]
             print(f"{name} seed {seed}: " + ", ".join(
                 f"{a} {r[a]['worst_group']:.3f} ({r[a]['n_clusters']} clusters, ARI {r[a]['ari_val_groups']:.2f}, "
-                f"{r[a]['fit_seconds']:.0f}s)" for a in ARMS), flush=True)
+                f"{r[a]['fit_seconds']:.0f}s)" for a in r if isinstance(r[a], dict) and "worst_group" in r[a]), flush=True)
             os.makedirs(os.path.dirname(args.out), exist_ok=True)
             with open(args.out, "w") as f:
                 json.dump(results, f, indent=1)

@@ -135,8 +135,9 @@ def test_skorch_base_model_and_estimator_none(tiny_images):
     assert grouper.estimator_ is erm and grouper.logit_index_.tolist() == [0, 1]
     # no estimator: an ERMClassifier is fit on the data first
     fitted = ExMapGrouper(clustering="kmeans", n_clusters=2, random_state=0).fit(X, labels)
-    assert len(fitted.estimator_) == 5 and fitted.estimator_ is fitted.cv_estimators_  # cross-fitted, cv=5
-    assert all(isinstance(e, ERMClassifier) and set(e.classes_) == {"no", "yes"} for e in fitted.estimator_)
+    assert isinstance(fitted.estimator_, ERMClassifier)
+    assert set(fitted.estimator_.classes_) == {"no", "yes"}
+    assert fitted.cv_splits_ is None and fitted.cv_estimators_ is None  # cv=None: no cross-fitting
 
 
 def test_pipeline_with_dfr_papers_workflow_and_users_words(tiny_images):
@@ -149,7 +150,7 @@ def test_pipeline_with_dfr_papers_workflow_and_users_words(tiny_images):
     Xt, yt = tiny_images
     plain = Pipeline([("groups", ExMapGrouper(random_state=0)), ("clf", DFRRetrainer(random_state=0))]).fit(Xt, yt)
     grouper = plain.named_steps["groups"]
-    assert all(isinstance(e, ERMClassifier) for e in grouper.cv_estimators_)
+    assert isinstance(grouper.estimator_, ERMClassifier)
     assert plain.named_steps["clf"].balanced_on_ == "groups"
     assert set(np.unique(grouper.groups_) // grouper.n_clusters_) == {0, 1}  # both classes, class x cluster
     # class 1 is brighter in channel 0: the retrained head reads it
@@ -489,5 +490,6 @@ def test_bad_cv_is_refused_naming_it(tiny_images):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(erm_module, "ERMClassifier", no_fit)
-        with pytest.raises(ValueError, match=r"fold \d of `cv` holds no sample of class\(es\) \[2\]"):
+        with pytest.warns(UserWarning, match="least populated class"), \
+                pytest.raises(ValueError, match=r"fold \d of `cv` holds no sample of class\(es\) \[2\]"):
             ExMapGrouper(cv=3, **params).fit(X, lonely)
