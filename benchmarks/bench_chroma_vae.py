@@ -75,8 +75,8 @@ def main(argv=None):
         durs = est.history[:, "dur"]
         skorch_epoch += durs[1:] if len(durs) > 1 else durs
 
-        module = ChromaVAEClassifier(**settings, max_epochs=0, device="cpu", random_state=r)
-        module.fit(X, y)  # builds the same module (same seed, same initial weights), trains nothing
+        module = ChromaVAEClassifier(**settings, max_epochs=args.epochs, device="cpu", random_state=r)
+        module.fit(X, y, epochs=0)  # builds the same module (same seed, same initial weights), trains nothing
         times = hand_written_epochs(
             module.module_, X, y, epochs=args.epochs, batch_size=args.batch_size, lr=settings["lr"],
             beta=settings["beta"], lambda_=settings["lambda_"], seed=r,
