@@ -21,6 +21,11 @@ epochs with early stopping on a 10 % hold-out. Times: wall seconds of the pipeli
 Usage: ``python benchmarks/exmap_no_argument_pipeline.py [--datasets colored-digits,dominoes-95,shapes-on-tints]
 [--seeds 0,1,2,3,4] [--n 800] [--n-test 900] [--image-size 16]`` (results merge into
 ``benchmarks/results/exmap_no_argument_pipeline.json``; ``--summarize`` prints the table of what is saved).
+The guide's runs: the default command, one process per data set; then ``--cv 2 --no-baselines``
+(the ``cv=2`` arm); then ``--cv 2 --no-baselines --mixed`` per data set, whose diagnostic arm
+(``cv2_groups_in_sample_embeddings``: the cross-fitted pseudo-groups, DFR on the in-sample model's
+embeddings) and reruns of the in-sample and ``cv=2`` arms (``*_rerun_worst_group``) were merged into
+the saved runs.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ def arm_name(cv):
     return "cross_fit" if cv == 5 else f"cross_fit_cv{cv}"
 
 
-def run(name, seed, *, n, n_test, size, device="cpu", cvs=(5,), baselines=True):
+def run(name, seed, *, n, n_test, size, device="cpu", cvs=(5,), baselines=True, mixed=False):
     from sklearn.frozen import FrozenEstimator
     from sklearn.metrics import adjusted_rand_score
     from sklearn.pipeline import Pipeline
@@ -95,7 +100,8 @@ def run(name, seed, *, n, n_test, size, device="cpu", cvs=(5,), baselines=True):
         grouper = cross.named_steps["groups"]
         out[arm]["erm_fit_seconds"] = [fit_seconds(e) for e in grouper.cv_estimators_]
         out[arm]["fold_erm_worst_group"] = [erm_worst(e) for e in grouper.cv_estimators_]
-    if not baselines:
+        groups_by_cv = {cv: grouper.groups_}
+    if not baselines and not mixed:
         return out
 
     # the form before cross-fitting: an ERM model fit on all of the validation split (seeded as the
@@ -108,6 +114,18 @@ def run(name, seed, *, n, n_test, size, device="cpu", cvs=(5,), baselines=True):
     out["in_sample"] = score(in_sample, time.perf_counter() - start)
     out["in_sample"]["erm_fit_seconds"] = [fit_seconds(erm_val)]
     out["erm_val_worst_group"] = erm_worst(erm_val)
+    if mixed:
+        # a diagnostic, not a library option: the cross-fitted pseudo-groups, DFR on the in-sample model's
+        # embeddings (one feature map, fit and predict), to tell the groups' share from the embeddings'
+        for cv, groups in groups_by_cv.items():
+            dfr = DFRRetrainer(FrozenEstimator(erm_val), device=device, random_state=seed).fit(val.X, val.y, groups=groups)
+            pred = dfr.predict(test.X)
+            out[f"cv{cv}_groups_in_sample_embeddings"] = {
+                "worst_group": float(group_accuracies(test.y, pred, groups=test.groups).worst),
+                "mean_accuracy": float(np.mean(pred == test.y)), "n_clusters": out[arm_name(cv)]["n_clusters"],
+                "ari_val_groups": float(adjusted_rand_score(val.groups, groups)), "fit_seconds": float("nan")}
+    if not baselines:
+        return out
 
     start = time.perf_counter()
     erm = ERMClassifier(device=device, random_state=seed).fit(data.train.X, data.train.y)
@@ -174,6 +192,8 @@ def main(argv=None):
     parser.add_argument("--rst", default="", help="with --summarize: comma-separated arms of an rst table")
     parser.add_argument("--cv", default="5", help="comma-separated folds of the cross-fitted arms (5: 'cross_fit')")
     parser.add_argument("--no-baselines", action="store_true", help="run the cross-fitted arms only (merged into saved runs)")
+    parser.add_argument("--mixed", action="store_true",
+                        help="also DFR on the in-sample model's embeddings with the cross-fitted pseudo-groups")
     parser.add_argument("--merge", default="", help="comma-separated result files to merge into --out")
     args = parser.parse_args(argv)
 
@@ -202,7 +222,7 @@ def main(argv=None):
     for name in args.datasets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             r = run(name, seed, n=args.n, n_test=args.n_test, size=args.image_size, device=args.device,
-                    cvs=[int(c) for c in args.cv.split(",")], baselines=not args.no_baselines)
+                    cvs=[int(c) for c in args.cv.split(",")], baselines=not args.no_baselines, mixed=args.mixed)
             old = [x for x in results["runs"] if (x["dataset"], x["seed"]) == (name, seed)]
             r = {**old[0], **r} if old else r
             results["runs"] = [x for x in results["runs"] if (x["dataset"], x["seed"]) != (name, seed)] + [r]
