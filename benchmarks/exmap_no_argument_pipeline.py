@@ -24,8 +24,8 @@ Usage: ``python benchmarks/exmap_no_argument_pipeline.py [--datasets colored-dig
 The guide's runs: the default command, one process per data set; then ``--cv 2 --no-baselines``
 (the ``cv=2`` arm); then ``--cv 2 --no-baselines --mixed`` per data set, whose diagnostic arm
 (``cv2_groups_in_sample_embeddings``: the cross-fitted pseudo-groups, DFR on the in-sample model's
-embeddings) and reruns of the in-sample and ``cv=2`` arms (``*_rerun_worst_group``) were merged into
-the saved runs.
+embeddings) and reruns of the in-sample and ``cv=2`` arms (``*_rerun_worst_group``) are merged into
+the saved runs by ``--merge``.
 """
 
 from __future__ import annotations
@@ -204,6 +204,13 @@ def main(argv=None):
             saved = {(r["dataset"], r["seed"]): r for r in results["runs"]}
             for r in other["runs"]:  # a run's arms from several files are merged
                 key = (r["dataset"], r["seed"])
+                if any(k.endswith("_groups_in_sample_embeddings") for k in r) and key in saved:
+                    # a --mixed run: its diagnostic arm, and its repeats of arms already saved as reruns
+                    for arm in ("in_sample", *(k for k in r if k.startswith("cross_fit"))):
+                        if arm in saved[key] and isinstance(r.get(arm), dict):
+                            r[f"{arm}_rerun_worst_group"] = r.pop(arm)["worst_group"]
+                    r = {k: v for k, v in r.items() if k not in saved[key] or k.endswith("_groups_in_sample_embeddings")
+                         or k.endswith("_rerun_worst_group")}
                 saved[key] = {**saved.get(key, {}), **r}
             results["runs"] = list(saved.values())
             results.setdefault("settings", other.get("settings"))
