@@ -37,7 +37,7 @@ model = Pipeline([
 ]).fit(val.X, val.y)
 grouper = model.named_steps["groups"]
 ari = adjusted_rand_score(val.groups, grouper.groups_)
-print(f"\nExMap: {grouper.n_clusters_} heatmap clusters (eigengap); pseudo-groups vs the hidden true groups: "
+print(f"\nExMap: {grouper.n_clusters_} heatmap clusters (estimated); pseudo-groups vs the hidden true groups: "
       f"adjusted Rand index {ari:.3f}")
 
 # predicting costs one embedding pass: the pseudo-groups of test images are computed only if read

@@ -44,7 +44,9 @@ class ExMapGrouper(BaseGrouper):
     2. **Clustering** (sec. 4.2). Global ExMap (``scope="global"``, the paper's
        choice) clusters all heatmaps at once, by default with spectral
        clustering on a sparse ``int(ln n)``-nearest-neighbour graph, the number
-       of clusters from the eigengap of the normalised Laplacian and labels by
+       of clusters the one whose clustering is most stable across subsamples
+       (the authors' eigengap of the normalised Laplacian is
+       ``SpectralEigengap(n_clusters_rule="eigengap")``) and labels by
        cluster-QR (:class:`~skshortcut.grouping.SpectralEigengap`); the
        pseudo-group of a sample is then its class x its cluster,
        ``group = class_index * n_clusters_ + cluster``
@@ -125,8 +127,9 @@ class ExMapGrouper(BaseGrouper):
         its ``n_clusters`` is set when ``n_clusters`` is an int; new samples go
         to its ``predict``, or to the cluster of their nearest fitted heatmaps.
     n_clusters : "auto" or int, default="auto"
-        ``"auto"``: the eigengap heuristic (2 to 10 clusters), for every
-        built-in clustering.
+        ``"auto"``: estimated from the heatmaps (2 to 10 clusters) by
+        :class:`~skshortcut.grouping.SpectralEigengap`'s default rule (the most
+        stable count across subsamples), for every built-in clustering.
     scope : {"global", "local"}, default="global"
         Global ExMap (cluster all heatmaps, then split by class) or local
         ExMap (cluster each class).
