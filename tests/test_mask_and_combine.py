@@ -9,6 +9,8 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, PredefinedSplit
 from torch.utils.data import TensorDataset
 
+from _mac_data import blob_toy
+
 from skshortcut import ERMClassifier, MaskAndCombineRetrainer, worst_group_scorer
 from skshortcut.retraining import mask_and_combine as mac_module
 from skshortcut.retraining._mac_batches import MaskMaker
@@ -17,13 +19,7 @@ from skshortcut.retraining._mac_batches import MaskMaker
 @pytest.fixture(scope="module")
 def toy():
     """Class = a bright blob on the left half; a spurious bright blob on the right half."""
-    rng = np.random.RandomState(0)
-    n = 96
-    y = np.arange(n) % 2
-    spurious = np.where(rng.rand(n) < 0.9, y, 1 - y)
-    X = rng.rand(n, 3, 12, 12).astype("float32") * 0.2
-    X[:, :, 4:8, 1:5] += 0.7 * y[:, None, None, None]
-    X[:, :, 4:8, 7:11] += 0.7 * spurious[:, None, None, None]
+    X, y, spurious = blob_toy()
     groups = y * 2 + spurious
     labels = np.array(["cat", "dog"])[y]
     erm = ERMClassifier(max_epochs=3, module__width=8, random_state=0, device="cpu").fit(X, labels)

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from sklearn.frozen import FrozenEstimator
 
+from _mac_data import blob_toy
+
 from skshortcut import ERMClassifier, MaskAndCombineRetrainer
 from skshortcut.datasets import make_colored_digits, make_patch_digits, make_shapes_on_tints
 from skshortcut.retraining import _mac_diagnostics
@@ -153,13 +155,7 @@ def test_no_gain_and_shortcut_warnings_are_independent():
 @pytest.fixture(scope="module")
 def blobs():
     """Class = a light square on the left; a spurious square on the right agrees with it for 90 %."""
-    rng = np.random.RandomState(0)
-    n = 96
-    y = np.arange(n) % 2
-    spurious = np.where(rng.rand(n) < 0.9, y, 1 - y)
-    X = rng.rand(n, 3, 12, 12).astype("float32") * 0.2
-    X[:, :, 4:8, 1:5] += 0.7 * y[:, None, None, None]
-    X[:, :, 4:8, 7:11] += 0.7 * spurious[:, None, None, None]
+    X, y, spurious = blob_toy()
     erm = ERMClassifier(max_epochs=3, module__width=8, random_state=0, device="cpu").fit(X, y)
     return X, y, y * 2 + spurious, erm
 

@@ -111,6 +111,56 @@ def _draw_backgrounds(fg: np.ndarray, allowed: list[np.ndarray], rng) -> np.ndar
     return bg
 
 
+def _four_split_sizes(n_diverse, n_train, n_val, n_test) -> dict[str, int]:
+    return {
+        "diverse": _check_int(n_diverse, "n_diverse", 1),
+        "train": _check_int(n_train, "n_train", 1),
+        "val": _check_int(n_val, "n_val", 1),
+        "test": _check_int(n_test, "n_test", 1),
+    }
+
+
+def _four_split_seeds(seeds) -> dict[str, int]:
+    """Seeds of the four splits from the three drawn by ``_split_seeds`` after the first:
+    ``diverse`` and ``train`` share a pool, so ``diverse`` gets a fourth stream."""
+    return {"diverse": seeds[0] ^ 0x5A5A5A5, "train": seeds[0], "val": seeds[1], "test": seeds[2]}
+
+
+def _two_label_result(target_names, background_names, pairing, params) -> Bunch:
+    """The Bunch of a foreground / background data set before its splits are added."""
+    return Bunch(
+        target_names=target_names,
+        background_names=background_names,
+        spurious_names=background_names,
+        group_names=_group_names(target_names, background_names),
+        pairing=pairing,
+        params={
+            **params,
+            "pairing": {target_names[c]: background_names[pairing[c]] for c in range(len(pairing))},
+        },
+    )
+
+
+def _two_label_split(X, y, background, n_backgrounds, **extra) -> Bunch:
+    return Bunch(
+        X=np.clip(X, 0.0, 1.0).astype(np.float32),
+        y=y,
+        background=background,
+        spurious=background,
+        groups=y * n_backgrounds + background,
+        labels=np.stack([y, background], axis=1),
+        **extra,
+    )
+
+
+def _split_counts(result, what: str) -> str:
+    return "\n".join(
+        f"    {split:<7} {len(result[split].y):>6d} images, "
+        f"{len(np.unique(result[split].groups)):>3d} {what}"
+        for split in _SPLITS
+    )
+
+
 def make_foreground_background(
     n_diverse: int = 5000,
     n_train: int = 2000,
@@ -187,12 +237,7 @@ def make_foreground_background(
     >>> bool(np.any(data.test.background == data.pairing[data.test.y]))
     False
     """
-    sizes = {
-        "diverse": _check_int(n_diverse, "n_diverse", 1),
-        "train": _check_int(n_train, "n_train", 1),
-        "val": _check_int(n_val, "n_val", 1),
-        "test": _check_int(n_test, "n_test", 1),
-    }
+    sizes = _four_split_sizes(n_diverse, n_train, n_val, n_test)
     n_fg = _check_int(n_foregrounds, "n_foregrounds", 2)
     if n_fg > 10:
         raise ValueError(f"n_foregrounds must be at most 10 (the digits), got {n_fg}.")
@@ -215,21 +260,11 @@ def make_foreground_background(
     }
     target_names = [str(d) for d in range(n_fg)]
     background_names = [name for name, _, _ in FOREGROUND_BACKGROUND_TEXTURES[:n_bg]]
-    result = Bunch(
-        target_names=target_names,
-        background_names=background_names,
-        spurious_names=background_names,
-        group_names=_group_names(target_names, background_names),
-        pairing=pairing,
-        params={
-            "n_foregrounds": n_fg,
-            "n_backgrounds": n_bg,
-            "image_size": image_size,
-            "pairing": {target_names[c]: background_names[pairing[c]] for c in range(n_fg)},
-        },
+    result = _two_label_result(
+        target_names, background_names, pairing,
+        {"n_foregrounds": n_fg, "n_backgrounds": n_bg, "image_size": image_size},
     )
-    # diverse and train share the train pool; a fourth seed stream for diverse
-    split_seeds = {"diverse": seeds[0] ^ 0x5A5A5A5, "train": seeds[0], "val": seeds[1], "test": seeds[2]}
+    split_seeds = _four_split_seeds(seeds)
     for split in _SPLITS:
         rng = np.random.RandomState(split_seeds[split])
         y = _balanced(sizes[split], n_fg, rng)
@@ -237,20 +272,8 @@ def make_foreground_background(
         base_index = _draw_base(y, pools[_POOL_OF_SPLIT[split]], rng)
         strokes = _render(base_index, image_size, rng)[:, None]
         X = (1.0 - strokes) * _backgrounds(background, image_size, rng) + strokes
-        result[split] = Bunch(
-            X=np.clip(X, 0.0, 1.0).astype(np.float32),
-            y=y,
-            background=background,
-            spurious=background,
-            groups=y * n_bg + background,
-            labels=np.stack([y, background], axis=1),
-            base_index=base_index,
-        )
-    counts = "\n".join(
-        f"    {split:<7} {len(result[split].y):>6d} images, "
-        f"{len(np.unique(result[split].groups)):>3d} (foreground, background) pairs"
-        for split in _SPLITS
-    )
+        result[split] = _two_label_split(X, y, background, n_bg, base_index=base_index)
+    counts = _split_counts(result, "(foreground, background) pairs")
     result.DESCR = (
         "Foreground / background digits (scikit-learn handwritten digits)\n"
         "----------------------------------------------------------------\n"

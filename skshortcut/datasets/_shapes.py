@@ -15,8 +15,16 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._foreground_background import _balanced
-from ._synthetic import _check_image_size, _check_int, _check_probability, _group_names, _split_seeds
+from ._foreground_background import (
+    _SPLITS,
+    _balanced,
+    _four_split_seeds,
+    _four_split_sizes,
+    _split_counts,
+    _two_label_result,
+    _two_label_split,
+)
+from ._synthetic import _check_image_size, _check_int, _check_probability, _split_seeds
 
 __all__ = ["SHAPES", "TINTS", "make_shapes_on_tints"]
 
@@ -33,7 +41,6 @@ TINTS: tuple[tuple[str, tuple[float, float, float]], ...] = (
     ("magenta", (0.85, 0.2, 0.8)),
 )
 
-_SPLITS = ("diverse", "train", "val", "test")
 _SUPERSAMPLING = 4
 _MAX_ROTATION = np.pi / 12  # +-15 degrees: a square never turns into the diamond
 
@@ -180,12 +187,7 @@ def make_shapes_on_tints(
     >>> np.bincount(data.test.groups).tolist()
     [10, 10, 10, 10, 10, 10, 10, 10, 10]
     """
-    sizes = {
-        "diverse": _check_int(n_diverse, "n_diverse", 1),
-        "train": _check_int(n_train, "n_train", 1),
-        "val": _check_int(n_val, "n_val", 1),
-        "test": _check_int(n_test, "n_test", 1),
-    }
+    sizes = _four_split_sizes(n_diverse, n_train, n_val, n_test)
     n_shapes = _check_int(n_shapes, "n_shapes", 2)
     if n_shapes > len(SHAPES):
         raise ValueError(f"n_shapes must be at most {len(SHAPES)}, got {n_shapes}.")
@@ -204,21 +206,11 @@ def make_shapes_on_tints(
     pairing = np.random.RandomState(pair_seed).permutation(n_tints)[:n_shapes].astype(np.int64)
     target_names = list(SHAPES[:n_shapes])
     background_names = [name for name, _ in TINTS[:n_tints]]
-    result = Bunch(
-        target_names=target_names,
-        background_names=background_names,
-        spurious_names=background_names,
-        group_names=_group_names(target_names, background_names),
-        pairing=pairing,
-        params={
-            "n_shapes": n_shapes,
-            "n_tints": n_tints,
-            "agreement": agreement,
-            "image_size": image_size,
-            "pairing": {target_names[c]: background_names[pairing[c]] for c in range(n_shapes)},
-        },
+    result = _two_label_result(
+        target_names, background_names, pairing,
+        {"n_shapes": n_shapes, "n_tints": n_tints, "agreement": agreement, "image_size": image_size},
     )
-    split_seeds = {"diverse": seeds[0] ^ 0x5A5A5A5, "train": seeds[0], "val": seeds[1], "test": seeds[2]}
+    split_seeds = _four_split_seeds(seeds)
     for split in _SPLITS:
         rng = np.random.RandomState(split_seeds[split])
         y = _balanced(sizes[split], n_shapes, rng)
@@ -227,19 +219,8 @@ def make_shapes_on_tints(
         coverage = _render_shapes(y, image_size, rng)[:, None]
         shade = rng.uniform(0.85, 1.0, size=(len(y), 1, 1, 1)).astype(np.float32)
         X = (1.0 - coverage) * _tinted(background, image_size, rng) + coverage * shade
-        result[split] = Bunch(
-            X=np.clip(X, 0.0, 1.0).astype(np.float32),
-            y=y,
-            background=background,
-            spurious=background,
-            groups=y * n_tints + background,
-            labels=np.stack([y, background], axis=1),
-        )
-    counts = "\n".join(
-        f"    {split:<7} {len(result[split].y):>6d} images, "
-        f"{len(np.unique(result[split].groups)):>3d} (shape, tint) pairs"
-        for split in _SPLITS
-    )
+        result[split] = _two_label_split(X, y, background, n_tints)
+    counts = _split_counts(result, "(shape, tint) pairs")
     result.DESCR = (
         "Shapes on tinted backgrounds\n"
         "----------------------------\n"
