@@ -1,5 +1,4 @@
 import sys
-import warnings
 
 import numpy as np
 import pytest

@@ -11,7 +11,6 @@ the same thing against what the machine has.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 

@@ -7,7 +7,6 @@ no download) 0.584 / 0.636 / 0.508 / 0.576 / 0.700: gains 0.556 / 0.168 / 0.084 
 0.292 (means 0.377 and 0.601). The test runs seed 0 and asserts a margin below the smallest measured gain.
 """
 
-import numpy as np
 import pytest
 import torch
 

@@ -31,7 +31,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._grouped import GroupedData, unpack_grouped
-from .._validation import check_labels, check_same_length
+from .._validation import check_same_length
 from ..base_model import class_to_logit, unwrap_frozen
 from ._inputs import _FeaturesOrImages
 
