@@ -24,7 +24,10 @@ scored on the anti-correlated test split.
 Run: ``OMP_NUM_THREADS=1 python benchmarks/ablation_wasserstein.py`` (about
 12 runs of 30-90 s on one core); ``--datasets foreground-background`` runs
 one; ``--datasets --critic-diagnostics`` only trains critics alone on fixed
-features (:func:`critic_diagnostics`: why the literal Eq. 9 fails). Prints a table and saves ``benchmarks/results/ablation_wasserstein.json``
+features (:func:`critic_diagnostics`: why the literal Eq. 9 fails). ``--datasets --sweep NAME ...``
+runs settings of :data:`SWEEP` on seed 0 of ``--sweep-dataset`` (default shapes-on-tints);
+``--datasets --frozen-critic`` trains a fitted extractor against its frozen critic
+(:func:`frozen_critic`). Prints a table and saves ``benchmarks/results/ablation_wasserstein.json``
 (runs of other data sets already in the file are kept).
 """
 
@@ -95,6 +98,7 @@ SWEEP = {
     "alpha=0.3, 50 epochs": {"alpha": 0.3, "max_epochs": 50},
     "alpha=1, batch 32, 40 epochs": {"alpha": 1.0, "batch_size": 32, "max_epochs": 40},
     "alpha=1, 150 epochs": {"alpha": 1.0, "max_epochs": 150},
+    "critic_steps=0, alpha=1, 50 epochs": {"alpha": 1.0, "max_epochs": 50, "critic_steps": 0},
 }
 
 
