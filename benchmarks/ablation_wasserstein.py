@@ -15,8 +15,9 @@ then fits four linear probes (standardisation + logistic regression) on the
 diverse split's latents and scores them on the held-out test split's latents:
 fg <- z_fg and bg <- z_bg (should stay high), bg <- z_fg and fg <- z_bg (the
 cross probes, should fall to chance). Each setting runs on seeds 0, 1, 2, with
-the default parameters and with ``critic_steps=0`` (critics never trained; the
-Wasserstein terms then come from untrained critics). On foreground-background
+the default parameters, with ``critic_steps=0`` (critics never trained; the
+Wasserstein terms then come from untrained critics) and with ``critic="sliced"``
+(the closed-form sliced estimate in place of the critics). On foreground-background
 it also runs section 6's test: a probe for the digit trained on ``z_fg`` (and
 on all of ``z``) of the correlated train split (each digit on one texture),
 scored on the anti-correlated test split.
@@ -54,7 +55,7 @@ N_DIVERSE, N_TEST, IMAGE_SIZE = 2000, 900, 16
 N_CORRELATED = 1000
 #: What every run shares; the variants change only what they name.
 COMMON = {"max_epochs": 8, "extractor_params": {"width": 16}, "device": "cpu"}
-VARIANTS = {"default": {}, "critic_steps=0": {"critic_steps": 0}}
+VARIANTS = {"default": {}, "critic_steps=0": {"critic_steps": 0}, 'critic="sliced"': {"critic": "sliced"}}
 DATASETS = {
     "foreground-background": lambda seed: make_foreground_background(
         N_DIVERSE, N_CORRELATED, 10, N_TEST, image_size=IMAGE_SIZE, random_state=seed
@@ -99,6 +100,16 @@ SWEEP = {
     "alpha=1, batch 32, 40 epochs": {"alpha": 1.0, "batch_size": 32, "max_epochs": 40},
     "alpha=1, 150 epochs": {"alpha": 1.0, "max_epochs": 150},
     "critic_steps=0, alpha=1, 50 epochs": {"alpha": 1.0, "max_epochs": 50, "critic_steps": 0},
+    "sliced": {"critic": "sliced"},
+    "sliced, alpha=0.3": {"critic": "sliced", "alpha": 0.3},
+    "sliced, alpha=0.1": {"critic": "sliced", "alpha": 0.1},
+    "sliced, alpha=0.03": {"critic": "sliced", "alpha": 0.03},
+    "sliced, 30 epochs": {"critic": "sliced", "max_epochs": 30},
+    "sliced, alpha=0.3, 30 epochs": {"critic": "sliced", "alpha": 0.3, "max_epochs": 30},
+    "sliced, 60 epochs": {"critic": "sliced", "max_epochs": 60},
+    "sliced, 120 epochs": {"critic": "sliced", "max_epochs": 120},
+    "sliced, batch 256, 30 epochs": {"critic": "sliced", "batch_size": 256, "max_epochs": 30},
+    "sliced, alpha=0.1, batch 256, 30 epochs": {"critic": "sliced", "alpha": 0.1, "batch_size": 256, "max_epochs": 30},
 }
 
 

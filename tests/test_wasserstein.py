@@ -474,3 +474,27 @@ def test_section6_foreground_features_survive_the_broken_correlation():
     assert fg_correct - fg_all >= 0.15  # measured 0.31
     assert bg_correct >= 0.95  # measured 1.00
     assert table2.fg_from_bg <= 0.2 and table2.fg_from_fg >= 0.85  # measured 0.13 and 0.92
+
+
+def test_sliced_estimate_trains_no_critic_and_takes_the_background_out_of_the_foreground_features():
+    """``critic="sliced"``: the closed-form estimate lowers bg <- z_fg on digits over textures, no critic trained.
+
+    The same small diverse split as above; the sliced Wasserstein estimate in
+    place of the critics against ``critic_steps=0`` (no Wasserstein signal).
+    The critics' optimiser never steps. Measured at seed 0: bg <- z_fg
+    with the sliced estimate 0.56, without critics 0.96 (the
+    default critics: 0.80, above); fg <- z_fg 0.87 and bg <- z_bg 0.99.
+    """
+    data = make_foreground_background(1000, 10, 10, 400, image_size=16, random_state=0)
+    reports = {}
+    for params in ({"critic": "sliced"}, {"critic_steps": 0}):
+        wd = WassersteinDisentangler(max_epochs=6, extractor_params={"width": 16}, random_state=0, **params)
+        wd.fit(data.diverse.X, data.diverse.labels)
+        if params.get("critic") == "sliced":  # the estimate reaches the extractor; the critics never step
+            assert "train_w_fg" in wd.history[-1] and not wd.critic_optimizer_.state
+        reports[params.get("critic", "none")] = wd.disentanglement_report(
+            data.diverse.X, data.diverse.labels, X_test=data.test.X, y_test=data.test.labels
+        )
+    assert reports["none"].bg_from_fg >= 0.9  # measured 0.96
+    assert reports["sliced"].bg_from_fg <= 0.7  # measured 0.56
+    assert reports["sliced"].fg_from_fg >= 0.75 and reports["sliced"].bg_from_bg >= 0.95

@@ -37,6 +37,7 @@ from .._constraints import Satisfies
 from ..backbones import check_backbone_name
 from ._critics import CONDITIONINGS, critic_objective, critic_updates, extractor_wasserstein, make_critics
 from ._critics import wasserstein_terms
+from ._sliced import extractor_sliced_wasserstein
 from ._disentanglement_report import disentanglement_report as _disentanglement_report
 from ._extractor import DisentanglerModule, build_extractor, split_sizes
 from ._two_labels import UNKNOWN_BACKGROUND, dataset_labels, encode_label_columns, label_columns
@@ -121,6 +122,13 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         one-hot label (projection), or the label's embedding concatenated to
         the features (:class:`~skshortcut.nets.Critic`, the authors' critic,
         which learns far slower; see the user guide).
+    critic : {"trained", "sliced"}, default="trained"
+        How the extractor's Wasserstein terms are estimated: by the trained
+        critics (Eqs. 8-9), or in closed form on each batch by the sliced
+        Wasserstein-1 distance between each label's features and all the
+        features (:func:`~skshortcut.generative._sliced.sliced_wasserstein`,
+        an alternative estimator of the same distance; the critics are then
+        not trained and ``critic_steps`` is unused).
     critic_hidden : int, optional
         Width of the critics' first hidden layer (each further layer halves
         it); default: the input size rounded up to a power of two, 16 to 512.
@@ -215,6 +223,7 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         "critic_steps": [Interval(Integral, 0, None, closed="left")],
         "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "critic_conditioning": [StrOptions(set(CONDITIONINGS))],
+        "critic": [StrOptions({"trained", "sliced"})],
         "critic_hidden": [Interval(Integral, 1, None, closed="left"), None],
         "critic_layers": [Interval(Integral, 1, None, closed="left")],
         "critic_negative_slope": [Interval(Real, 0, 1, closed="left")],
@@ -236,6 +245,7 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         critic_steps=5,
         warmup_epochs=1,
         critic_conditioning="projection",
+        critic="trained",
         critic_hidden=None,
         critic_layers=3,
         critic_negative_slope=0.1,
@@ -277,6 +287,7 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         self.critic_steps = critic_steps
         self.warmup_epochs = warmup_epochs
         self.critic_conditioning = critic_conditioning
+        self.critic = critic
         self.critic_hidden = critic_hidden
         self.critic_layers = critic_layers
         self.critic_negative_slope = critic_negative_slope
@@ -362,7 +373,11 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         self.history.record_batch(f"{prefix}_ce_fg", ce_fg.item())
         self.history.record_batch(f"{prefix}_ce_bg", ce_bg.item())
         if not self._in_warmup():
-            for name, w in extractor_wasserstein(self.critic_, *self.module_.split(z), y_true).items():
+            if self.critic == "sliced":
+                terms = extractor_sliced_wasserstein(*self.module_.split(z), y_true)
+            else:
+                terms = extractor_wasserstein(self.critic_, *self.module_.split(z), y_true)
+            for name, w in terms.items():
                 loss = loss + w
                 self.history.record_batch(f"{prefix}_{name}", w.item())
         return loss
@@ -380,7 +395,8 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         Xi, yi = unpack_data(batch)
         y_true = torch.as_tensor(yi, device=self.device).long()
         y_pred = self.infer(Xi, **fit_params)
-        critic_updates(self, y_pred[2].detach(), y_true)  # also during the warm-up, to be ready when it ends
+        if self.critic != "sliced":
+            critic_updates(self, y_pred[2].detach(), y_true)  # also during the warm-up, to be ready when it ends
         self.optimizer_.zero_grad()
         loss = self.get_loss(y_pred, y_true, X=Xi, training=True)
         loss.backward()
