@@ -190,6 +190,7 @@ def test_disentanglement_report_has_the_four_probes(toy):
         ({"alpha": -1.0}, ValueError, "alpha"),
         ({"lambda_gp": "ten"}, TypeError, "lambda_gp"),
         ({"critic_steps": -1}, ValueError, "critic_steps"),
+        ({"critic": "learned"}, ValueError, "critic"),
         ({"transform_part": "all"}, ValueError, "transform_part"),
         ({"betas": (0.0,)}, ValueError, "betas"),
         ({"betas": (1.0, 0.9)}, ValueError, "betas"),

@@ -123,12 +123,9 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         the features (:class:`~skshortcut.nets.Critic`, the authors' critic,
         which learns far slower; see the user guide).
     critic : {"trained", "sliced"}, default="trained"
-        How the extractor's Wasserstein terms are estimated: by the trained
-        critics (Eqs. 8-9), or in closed form on each batch by the sliced
-        Wasserstein-1 distance between each label's features and all the
-        features (:func:`~skshortcut.generative._sliced.sliced_wasserstein`,
-        an alternative estimator of the same distance; the critics are then
-        not trained and ``critic_steps`` is unused).
+        The Wasserstein terms from the trained critics (Eqs. 8-9), or in closed
+        form per batch (:func:`~skshortcut.generative._sliced.sliced_wasserstein`;
+        no critic is trained, ``critic_steps`` is unused).
     critic_hidden : int, optional
         Width of the critics' first hidden layer (each further layer halves
         it); default: the input size rounded up to a power of two, 16 to 512.
@@ -373,11 +370,9 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         self.history.record_batch(f"{prefix}_ce_fg", ce_fg.item())
         self.history.record_batch(f"{prefix}_ce_bg", ce_bg.item())
         if not self._in_warmup():
-            if self.critic == "sliced":
-                terms = extractor_sliced_wasserstein(*self.module_.split(z), y_true)
-            else:
-                terms = extractor_wasserstein(self.critic_, *self.module_.split(z), y_true)
-            for name, w in terms.items():
+            estimate = extractor_sliced_wasserstein if self.critic == "sliced" else extractor_wasserstein
+            args = self.module_.split(z) if self.critic == "sliced" else (self.critic_, *self.module_.split(z))
+            for name, w in estimate(*args, y_true).items():
                 loss = loss + w
                 self.history.record_batch(f"{prefix}_{name}", w.item())
         return loss
