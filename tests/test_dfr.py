@@ -17,6 +17,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 from torch.utils.data import TensorDataset
 
+import _last_layer_data  # tests/ is on sys.path
+
 from skshortcut import DFRRetrainer, ERMClassifier, GroupedData, worst_group_accuracy, worst_group_scorer
 from skshortcut._balance import balanced_indices
 from skshortcut.nets import SmallCNN
@@ -28,12 +30,8 @@ L1 = l1_penalty_params()
 
 
 def shortcut_features(n, seed, agreement=0.9, n_noise=10):
-    """Core feature weakly predictive, spurious feature strongly correlated with y."""
-    rng = np.random.RandomState(seed)
-    y = rng.randint(0, 2, n)
-    s = np.where(rng.rand(n) < agreement, y, 1 - y)
-    Z = np.c_[y + rng.normal(0, 0.6, n), 3 * s + rng.normal(0, 0.3, n), rng.normal(size=(n, n_noise))]
-    return Z, y, 2 * y + s
+    """Core feature weakly predictive, spurious feature strongly correlated with y (90 %, 10 noise features)."""
+    return _last_layer_data.shortcut_features(n, seed, agreement=agreement, n_noise=n_noise)
 
 
 def test_dfr_beats_erm_on_worst_group():

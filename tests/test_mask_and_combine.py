@@ -9,7 +9,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, PredefinedSplit
 from torch.utils.data import TensorDataset
 
-from _mac_data import blob_toy
+from _mac_data import blob_toy, tint_toy
 
 from skshortcut import ERMClassifier, MaskAndCombineRetrainer, worst_group_scorer
 from skshortcut.retraining import mask_and_combine as mac_module
@@ -362,12 +362,7 @@ def test_fit_warns_when_validation_worst_group_does_not_rise_above_the_base_mode
 
     from skshortcut import ERMClassifier, MaskAndCombineRetrainer
 
-    rng = np.random.RandomState(0)
-    n = 160
-    y = np.arange(n) % 2
-    tint = np.where(rng.rand(n) < 0.97, y, 1 - y)
-    X = rng.rand(n, 3, 8, 8).astype(np.float32) * 0.2
-    X[:, 0] += 0.7 * tint[:, None, None]  # red tint everywhere, agreeing with y
+    X, y, tint = tint_toy(agreement=0.97, tint_strength=0.7)  # red tint everywhere, agreeing with y
     groups = 2 * y + tint
     erm = ERMClassifier(max_epochs=3, module__width=8, random_state=0, device="cpu").fit(X, y)
     Xv, yv, gv = X[:80], y[:80], groups[:80]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from sklearn.frozen import FrozenEstimator
 
-from _mac_data import blob_toy
+from _mac_data import blob_toy, tint_toy
 
 from skshortcut import ERMClassifier, MaskAndCombineRetrainer
 from skshortcut.datasets import make_colored_digits, make_patch_digits, make_shapes_on_tints
@@ -178,13 +178,8 @@ def test_fit_does_not_warn_when_the_shortcut_lies_beside_the_core(blobs):
 
 
 def test_fit_warns_with_the_diagnostics_numbers_when_a_tint_covers_the_image():
-    rng = np.random.RandomState(0)
-    n = 160
-    y = np.arange(n) % 2
-    tint = np.where(rng.rand(n) < 0.9, y, 1 - y)
-    X = rng.rand(n, 3, 8, 8).astype(np.float32) * 0.2
-    X[:, :, 2:6, 2:6] += 0.6 * y[:, None, None, None]  # the core: a light square for class 1
-    X[:, 0] += 0.5 * tint[:, None, None]  # a red tint over the whole image, agreeing with y for 90 %
+    # the core: a light square for class 1; a red tint over the whole image, agreeing with y for 90 %
+    X, y, tint = tint_toy(agreement=0.9, tint_strength=0.5, core_strength=0.6)
     erm = ERMClassifier(max_epochs=3, module__width=8, random_state=0, device="cpu").fit(X, y)
     mac = MaskAndCombineRetrainer(FrozenEstimator(erm), max_epochs=1, validation_data=(X, y, 2 * y + tint),
                                   random_state=0, device="cpu")
