@@ -34,6 +34,7 @@ def sliced_wasserstein(z, labels, *, n_projections=64, standardized=True):
     standardized : bool, default=True
         Standardise ``z`` over the batch first (so that shrinking the features
         does not lower the estimate).
+
     Returns
     -------
     Tensor
@@ -67,7 +68,6 @@ def sliced_wasserstein(z, labels, *, n_projections=64, standardized=True):
         gaps = (torch.sort(proj[mask], dim=0).values - torch.quantile(proj, levels, dim=0)).abs().mean(0)
         own = gaps[int(n_projections) + i]  # along the label's mean direction
         total = total + (m / n) * 0.5 * (gaps[: int(n_projections)].mean() + own)
-    return total
     return total
 
 
