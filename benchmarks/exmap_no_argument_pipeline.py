@@ -1,31 +1,40 @@
-"""The no-argument ExMap pipeline, in-sample against cross-fitted heatmaps, against a separate base model.
+"""The no-argument ExMap pipeline: shifted training images, in sample, cross-fitted, separate base model.
 
 ``Pipeline([("groups", ExMapGrouper()), ("clf", DFRRetrainer())]).fit(X, y)``
-trains its own ERM base model on ``(X, y)``. Three ways to get the pseudo-groups, each fit on the
-validation split and scored on the test split (test worst-group accuracy, the true groups used for
-scoring only):
+trains its own ERM base model on ``(X, y)``. The ways to get the pseudo-groups and the embeddings,
+each fit on the validation split and scored on the test split (test worst-group accuracy, the true
+groups used for scoring only):
 
-* ``in_sample``: the form before cross-fitting: one ERM model fit on the validation split explains
-  and embeds the same images (run as ``ExMapGrouper(FrozenEstimator(erm))`` with the ERM model and
-  the seeds the no-argument form fit then, so it is that form bit for bit);
-* ``cross_fit``: the no-argument form now, ``ExMapGrouper()`` (``cv=5``): each validation image
-  explained and embedded by an ERM model fit on the other four folds; DFR on the five models'
-  embeddings side by side (``CrossFittedModel``), which for new images averages the five heads;
-* ``separate``: the papers' workflow, an ERM model fit on the training split (as many images as
-  the validation split), ExMap + DFR on the validation split.
+* ``shift``: the no-argument form, ``ExMapGrouper()`` (``augment="shift"``): one ERM model fit on
+  the validation split with randomly shifted training images (up to 1/8 of the side, edges
+  repeated) explains and embeds the same images, as they are;
+* ``in_sample``: ``ExMapGrouper(augment=False)``: the ERM model trained on the images as they
+  are (run as ``ExMapGrouper(FrozenEstimator(erm))`` with
+  the ERM model and the seeds the no-argument form fits, so it is that form bit for bit);
+  ``in_sample_timed`` is the same form run and timed next to ``shift`` (``--shift-only``);
+* ``cross_fit`` (``cv=5``), ``cross_fit_cv2`` (``cv=2``), with ``augment=False``, and
+  ``cross_fit_cv2_shift`` (``cv=2``, the default ``augment``): each validation image explained
+  and embedded by an ERM model fit on the other folds; DFR on the fold models' embeddings side by
+  side (``CrossFittedModel``), which for new images averages the fold heads;
+* ``separate``: the papers' workflow, an ERM model (no augmentation) fit on the training split
+  (as many images as the validation split), ExMap + DFR on the validation split.
 
 The ERM models are the library defaults (the no-argument form has no other), small CNN, up to 20
 epochs with early stopping on a 10 % hold-out. Times: wall seconds of the pipeline's ``fit``
-(ERM training included), and each ERM fit's epoch seconds from the skorch history.
+(ERM training included), and each ERM fit's epoch seconds from the skorch history. The ``shift``
+runs also record how much the base model memorised: its worst-group accuracy on the images it was
+fit on (``erm_in_sample_worst_group``) and on the test images.
 
 Usage: ``python benchmarks/exmap_no_argument_pipeline.py [--datasets colored-digits,dominoes-95,shapes-on-tints]
 [--seeds 0,1,2,3,4] [--n 800] [--n-test 900] [--image-size 16]`` (results merge into
-``benchmarks/results/exmap_no_argument_pipeline.json``; ``--summarize`` prints the table of what is saved).
+``benchmarks/results/exmap_no_argument_pipeline.json``; ``--summarize`` prints the table of what is saved,
+``--summarize --rst shift,in_sample_timed,...`` the guide's table).
 The guide's runs: the default command, one process per data set; then ``--cv 2 --no-baselines``
-(the ``cv=2`` arm); then ``--cv 2 --no-baselines --mixed`` per data set, whose diagnostic arm
+(the ``cv=2, augment=False`` arm); then ``--cv 2 --no-baselines --mixed`` per data set, whose diagnostic arm
 (``cv2_groups_in_sample_embeddings``: the cross-fitted pseudo-groups, DFR on the in-sample model's
 embeddings) and reruns of the in-sample and ``cv=2`` arms (``*_rerun_worst_group``) are merged into
-the saved runs by ``--merge``.
+the saved runs by ``--merge``; then ``--shift-only`` (``shift`` and ``in_sample_timed``) and
+``--cv 2 --cv-shift --no-baselines`` (``cross_fit_cv2_shift``), all three data sets in one process each.
 """
 
 from __future__ import annotations
@@ -59,11 +68,45 @@ def fit_seconds(erm):
     return float(sum(erm.history[:, "dur"]))
 
 
-def arm_name(cv):
-    return "cross_fit" if cv == 5 else f"cross_fit_cv{cv}"
+def arm_name(cv, shift=False):
+    return ("cross_fit" if cv == 5 else f"cross_fit_cv{cv}") + ("_shift" if shift else "")
 
 
-def run(name, seed, *, n, n_test, size, device="cpu", cvs=(5,), baselines=True, mixed=False):
+def run_shift(name, seed, *, n, n_test, size, device="cpu"):
+    """The no-argument form, ``ExMapGrouper()`` (one ERM model with shifted training images), and
+    ``ExMapGrouper(augment=False)`` (the in-sample form) timed in the same process."""
+    from sklearn.metrics import adjusted_rand_score
+    from sklearn.pipeline import Pipeline
+
+    from skshortcut import DFRRetrainer, ExMapGrouper, group_accuracies
+
+    data = make_data(name, n, n_test, size, seed)
+    val, test = data.val, data.test
+    out = {"dataset": name, "seed": seed}
+    for arm, augment in (("shift", "shift"), ("in_sample_timed", False)):
+        start = time.perf_counter()
+        pipe = Pipeline([("groups", ExMapGrouper(augment=augment, device=device, random_state=seed)),
+                         ("clf", DFRRetrainer(random_state=seed))]).fit(val.X, val.y)
+        seconds = time.perf_counter() - start
+        grouper = pipe.named_steps["groups"]
+        pred = pipe.predict(test.X)
+        erm = grouper.estimator_
+        out[arm] = {
+            "worst_group": float(group_accuracies(test.y, pred, groups=test.groups).worst),
+            "mean_accuracy": float(np.mean(pred == test.y)),
+            "n_clusters": int(grouper.n_clusters_),
+            "ari_val_groups": float(adjusted_rand_score(val.groups, grouper.groups_)),
+            "fit_seconds": float(seconds),
+            "erm_fit_seconds": [fit_seconds(erm)],
+            "erm_epochs": len(erm.history),
+            # how much the base model memorised: its worst-group accuracy on the images it was fit on
+            "erm_in_sample_worst_group": float(group_accuracies(val.y, erm.predict(val.X), groups=val.groups).worst),
+            "erm_test_worst_group": float(group_accuracies(test.y, erm.predict(test.X), groups=test.groups).worst),
+        }
+    return out
+
+
+def run(name, seed, *, n, n_test, size, device="cpu", cvs=(5,), baselines=True, mixed=False, cv_shift=False):
     from sklearn.frozen import FrozenEstimator
     from sklearn.metrics import adjusted_rand_score
     from sklearn.pipeline import Pipeline
@@ -92,9 +135,10 @@ def run(name, seed, *, n, n_test, size, device="cpu", cvs=(5,), baselines=True, 
            "image_shape": list(val.X.shape[1:])}
 
     for cv in cvs:
-        arm = arm_name(cv)
+        arm = arm_name(cv, cv_shift)
         start = time.perf_counter()
-        cross = Pipeline([("groups", ExMapGrouper(cv=cv, device=device, random_state=seed)),
+        augment = "shift" if cv_shift else False
+        cross = Pipeline([("groups", ExMapGrouper(cv=cv, augment=augment, device=device, random_state=seed)),
                           ("clf", DFRRetrainer(random_state=seed))]).fit(val.X, val.y)
         out[arm] = score(cross, time.perf_counter() - start)
         grouper = cross.named_steps["groups"]
@@ -108,7 +152,7 @@ def run(name, seed, *, n, n_test, size, device="cpu", cvs=(5,), baselines=True, 
     # no-argument form seeded it) explains and embeds the same images
     start = time.perf_counter()
     old_seed = int(np.random.RandomState(seed).randint(0, 2**31 - 1))
-    erm_val = ERMClassifier(device=device, random_state=old_seed).fit(val.X, val.y)
+    erm_val = ERMClassifier(device=device, random_state=old_seed).fit(val.X, val.y)  # = ExMapGrouper(augment=False)
     in_sample = Pipeline([("groups", ExMapGrouper(FrozenEstimator(erm_val), device=device, random_state=seed)),
                           ("clf", DFRRetrainer(random_state=seed))]).fit(val.X, val.y)
     out["in_sample"] = score(in_sample, time.perf_counter() - start)
@@ -146,12 +190,13 @@ def load(path):
 
 def summarize(results):
     lines = []
-    arms_seen = [a for a in dict.fromkeys(k for r in results["runs"] for k in r) if a.startswith("cross_fit_cv")]
+    arms_seen = [a for a in dict.fromkeys(k for r in results["runs"] for k in r if isinstance(r[k], dict))
+                 if a not in ARMS and "worst_group" in next(r[a] for r in results["runs"] if a in r)]
     ARMS_ = ARMS + tuple(arms_seen)
     for name in dict.fromkeys(r["dataset"] for r in results["runs"]):
         runs = sorted((r for r in results["runs"] if r["dataset"] == name), key=lambda r: r["seed"])
         lines.append(f"{name} (n_val = n_train = {runs[0]['n_val']}, test {runs[0]['n_test']}, images {runs[0]['image_shape']})")
-        lines.append("  seed  " + "  ".join(f"{a:>22}" for a in ARMS_ if a in runs[0]) + "   ERM(val) ERM(train)")
+        lines.append("  seed  " + "  ".join(f"{a[-22:]:>22}" for a in ARMS_ if a in runs[0]) + "   ERM(val) ERM(train)")
         for r in runs:
             cells = [f"{r[a]['worst_group']:.3f} ({r[a]['n_clusters']} cl, {r[a]['fit_seconds']:5.0f}s)" for a in ARMS_ if a in runs[0]]
             lines.append(f"  {r['seed']:>4}  " + "  ".join(f"{c:>22}" for c in cells)
@@ -164,10 +209,16 @@ def summarize(results):
     return "\n".join(lines)
 
 
+LABELS = {"shift": "``ExMapGrouper()``", "in_sample_timed": "``augment=False``",
+          "in_sample": "``augment=False`` (earlier run)", "cross_fit": "``cv=5, augment=False``",
+          "cross_fit_cv2": "``cv=2, augment=False``",
+          "cross_fit_cv2_shift": "``cv=2``", "separate": "separate base model"}
+
+
 def rst_table(results, arms):
     """The guide's table: test worst-group accuracy per data set and seed, means, mean fit seconds."""
     lines = [".. list-table::", "   :header-rows: 1", "", "   * - data set", "     - seed"]
-    lines += [f"     - {a}" for a in arms]
+    lines += [f"     - {LABELS.get(a, a)}" for a in arms]
     for name in dict.fromkeys(r["dataset"] for r in results["runs"]):
         runs = sorted((r for r in results["runs"] if r["dataset"] == name), key=lambda r: r["seed"])
         for r in runs:
@@ -194,6 +245,10 @@ def main(argv=None):
     parser.add_argument("--no-baselines", action="store_true", help="run the cross-fitted arms only (merged into saved runs)")
     parser.add_argument("--mixed", action="store_true",
                         help="also DFR on the in-sample model's embeddings with the cross-fitted pseudo-groups")
+    parser.add_argument("--cv-shift", action="store_true",
+                        help="cross-fitted arms with the default augment='shift' (arms '*_shift'); else augment=False")
+    parser.add_argument("--shift-only", action="store_true",
+                        help="only ExMapGrouper() and ExMapGrouper(augment=False), merged into the saved runs")
     parser.add_argument("--merge", default="", help="comma-separated result files to merge into --out")
     args = parser.parse_args(argv)
 
@@ -228,8 +283,12 @@ def main(argv=None):
                            "python": platform.python_version(), "torch": torch.__version__}
     for name in args.datasets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            r = run(name, seed, n=args.n, n_test=args.n_test, size=args.image_size, device=args.device,
-                    cvs=[int(c) for c in args.cv.split(",")], baselines=not args.no_baselines, mixed=args.mixed)
+            if args.shift_only:
+                r = run_shift(name, seed, n=args.n, n_test=args.n_test, size=args.image_size, device=args.device)
+            else:
+                r = run(name, seed, n=args.n, n_test=args.n_test, size=args.image_size, device=args.device,
+                        cvs=[int(c) for c in args.cv.split(",")], baselines=not args.no_baselines, mixed=args.mixed,
+                        cv_shift=args.cv_shift)
             old = [x for x in results["runs"] if (x["dataset"], x["seed"]) == (name, seed)]
             r = {**old[0], **r} if old else r
             results["runs"] = [x for x in results["runs"] if (x["dataset"], x["seed"]) != (name, seed)] + [r]
