@@ -16,12 +16,15 @@ from torch import nn
 
 from skshortcut import ERMClassifier, WassersteinDisentangler
 from skshortcut.base_model import as_base_model
-from skshortcut.datasets import make_foreground_background
+from skshortcut.datasets import make_foreground_background, make_shapes_on_tints
 from skshortcut.generative._critics import ProjectionCritic
 from skshortcut.generative.wasserstein import DisentanglerModule, wasserstein_terms
 from skshortcut.nets import Critic, SmallCNN
 
 FAST = dict(max_epochs=2, extractor_params={"width": 4}, n_background_features=4, random_state=0)
+#: The defaults before the whitened sliced estimate (trained critics at the paper's batch of 64), for the tests
+#: that measured them.
+PREVIOUS = dict(critic="trained", batch_size=64, lr=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +63,19 @@ def test_paper_constants_are_the_defaults():
     assert params["alpha"] == 1.0 and params["lambda_gp"] == 10.0 and params["critic_steps"] == 5
     assert params["critic_conditioning"] == "projection" and params["critic_lr"] == 0.01  # see the user guide
     assert params["betas"] == (0.0, 0.9) and params["critic_negative_slope"] == 0.1
-    assert params["n_background_features"] == 250 / 2048 and params["batch_size"] == 64
+    assert params["n_background_features"] == 250 / 2048
     assert params["criterion"] is torch.nn.CrossEntropyLoss and params["optimizer"] is torch.optim.Adam
+    # the departures that take the cross probes to chance (user guide): the whitened sliced W2^2 estimate on
+    # batches of 256 at lr 0.01; critic="trained", batch_size=64, lr=1e-3 are the paper's critics and schedule
+    assert params["critic"] == "sliced" and params["sliced_whiten"] is True and params["sliced_power"] == 2
+    assert params["batch_size"] == 256 and params["lr"] == 0.01
 
 
 def test_two_adam_optimisers_with_the_papers_betas(toy):
     X, Y = toy
-    wd = WassersteinDisentangler(**{**FAST, "max_epochs": 1}, critic_lr=0.005).fit(X, Y)
+    wd = WassersteinDisentangler(**{**FAST, "max_epochs": 1}, critic="trained", critic_lr=0.005).fit(X, Y)
     assert wd.optimizer_.defaults["betas"] == (0.0, 0.9) and wd.critic_optimizer_.defaults["betas"] == (0.0, 0.9)
-    assert wd.critic_optimizer_.defaults["lr"] == 0.005 and wd.optimizer_.defaults["lr"] == 1e-3
+    assert wd.critic_optimizer_.defaults["lr"] == 0.005 and wd.optimizer_.defaults["lr"] == 0.01
     critic_params = {id(p) for p in wd.critic_.parameters()}
     assert not critic_params & {id(p) for g in wd.optimizer_.param_groups for p in g["params"]}
     assert {id(p) for g in wd.critic_optimizer_.param_groups for p in g["params"]} == critic_params
@@ -78,7 +85,7 @@ def test_two_adam_optimisers_with_the_papers_betas(toy):
 
 def test_warmup_trains_critics_but_keeps_wasserstein_terms_out_of_the_extractor_loss(toy):
     X, Y = toy
-    wd = WassersteinDisentangler(**{**FAST, "max_epochs": 2}, warmup_epochs=1).fit(X, Y)
+    wd = WassersteinDisentangler(**{**FAST, "max_epochs": 2}, critic="trained", warmup_epochs=1).fit(X, Y)
     assert "train_w_fg" not in wd.history[0] and "train_critic_loss" in wd.history[0]
     assert "train_w_fg" in wd.history[1] and "train_w_bg" in wd.history[1]
 
@@ -198,6 +205,8 @@ def test_disentanglement_report_has_the_four_probes(toy):
         ({"critic_layers": 0}, ValueError, "critic_layers"),
         ({"critic_hidden": 2.5}, ValueError, "critic_hidden"),
         ({"critic_lr": 0.0}, ValueError, "critic_lr"),
+        ({"sliced_power": 0.5}, ValueError, "sliced_power"),
+        ({"sliced_whiten": "yes"}, ValueError, "sliced_whiten"),
         ({"warmup_epochs": -1}, ValueError, "warmup_epochs"),
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"weights": 3}, ValueError, "weights"),
@@ -296,7 +305,7 @@ def test_verbose_and_batch_size_mean_what_they_say(toy, capsys):
     assert capsys.readouterr().out == ""  # verbose=0: silent
     z = wd.transform(X)
     np.testing.assert_allclose(wd.set_params(batch_size=-1).transform(X), z, rtol=1e-5, atol=1e-6)
-    WassersteinDisentangler(**{**FAST, "max_epochs": 1}, verbose=1).fit(X, Y)
+    WassersteinDisentangler(**{**FAST, "max_epochs": 1}, critic="trained", verbose=1).fit(X, Y)
     out = capsys.readouterr().out
     assert "train_ce_fg" in out and "train_critic_loss" in out and "train_gp" in out  # skorch's epoch table
 
@@ -379,7 +388,7 @@ def test_trained_critics_take_the_background_out_of_the_foreground_features():
     texture) with the default critics and with ``critic_steps=0`` (critics
     never trained), all else equal; a linear probe reads the background from
     ``z_fg`` (fit on the training latents, scored on the held-out test split;
-    chance 0.10). Measured on seeds 0 / 1 / 2: with critics 0.80 / 0.83 / 0.80,
+    chance 0.10), at batch 64 and ``lr=1e-3``. Measured on seeds 0 / 1 / 2: with critics 0.80 / 0.83 / 0.80,
     without 0.96 / 0.96 / 0.93; the foreground from ``z_fg`` 0.87 / 0.90 /
     0.80 and the background from ``z_bg`` >= 0.99 with critics. The critics
     lower the cross probe but do not bring it to chance (see the user guide).
@@ -387,7 +396,8 @@ def test_trained_critics_take_the_background_out_of_the_foreground_features():
     data = make_foreground_background(1000, 10, 10, 400, image_size=16, random_state=0)
     reports = {}
     for steps in (5, 0):
-        wd = WassersteinDisentangler(max_epochs=6, extractor_params={"width": 16}, critic_steps=steps, random_state=0)
+        wd = WassersteinDisentangler(max_epochs=6, extractor_params={"width": 16}, critic_steps=steps, random_state=0,
+                                     **PREVIOUS)
         wd.fit(data.diverse.X, data.diverse.labels)
         reports[steps] = wd.disentanglement_report(
             data.diverse.X, data.diverse.labels, X_test=data.test.X, y_test=data.test.labels
@@ -430,6 +440,7 @@ def test_critics_remove_label_information_across_the_split():
             warmup_epochs=0,
             max_epochs=20,
             random_state=0,
+            **PREVIOUS,
         ).fit(X[:800], Y[:800])
         rep = wd.disentanglement_report(X[:800], Y[:800], X_test=X[800:], y_test=Y[800:])
         cross[steps] = rep.fg_from_bg + rep.bg_from_fg
@@ -458,7 +469,7 @@ def test_section6_foreground_features_survive_the_broken_correlation():
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(Z_train, y_train)
         return float(np.mean(model.predict(Z_test) == y_test))
 
-    wd = WassersteinDisentangler(max_epochs=8, extractor_params={"width": 16}, random_state=0)
+    wd = WassersteinDisentangler(max_epochs=8, extractor_params={"width": 16}, random_state=0, **PREVIOUS)
     wd.fit(data.diverse.X, data.diverse.labels)
     fg_correct = probe(wd.transform(train.X), train.y, wd.transform(test.X), test.y)
     fg_all = probe(wd.transform(train.X, part="both"), train.y, wd.transform(test.X, part="both"), test.y)
@@ -478,18 +489,20 @@ def test_section6_foreground_features_survive_the_broken_correlation():
 
 
 def test_sliced_estimate_trains_no_critic_and_takes_the_background_out_of_the_foreground_features():
-    """``critic="sliced"``: the closed-form estimate lowers bg <- z_fg on digits over textures, no critic trained.
+    """``critic="sliced"`` on standardised features (Wasserstein-1, batch 64): it lowers bg <- z_fg, no critic trained.
 
-    The same small diverse split as above; the sliced Wasserstein estimate in
-    place of the critics against ``critic_steps=0`` (no Wasserstein signal).
-    The critics' optimiser never steps. Measured at seed 0: bg <- z_fg
-    with the sliced estimate 0.56, without critics 0.96 (the
-    default critics: 0.80, above); fg <- z_fg 0.87 and bg <- z_bg 0.99.
+    The same small diverse split as above; the earlier sliced estimate
+    (``sliced_whiten=False, sliced_power=1``) in place of the critics against
+    ``critic_steps=0`` (no Wasserstein signal), both at batch 64 and
+    ``lr=1e-3``. The critics' optimiser never steps. Measured at seed 0:
+    bg <- z_fg with the sliced estimate 0.56, without critics 0.96 (the
+    trained critics: 0.80, above); fg <- z_fg 0.87 and bg <- z_bg 0.99.
     """
     data = make_foreground_background(1000, 10, 10, 400, image_size=16, random_state=0)
     reports = {}
-    for params in ({"critic": "sliced"}, {"critic_steps": 0}):
-        wd = WassersteinDisentangler(max_epochs=6, extractor_params={"width": 16}, random_state=0, **params)
+    for params in ({"critic": "sliced", "sliced_whiten": False, "sliced_power": 1}, {"critic_steps": 0}):
+        wd = WassersteinDisentangler(max_epochs=6, extractor_params={"width": 16}, random_state=0,
+                                     **{**PREVIOUS, **params})
         wd.fit(data.diverse.X, data.diverse.labels)
         if params.get("critic") == "sliced":  # the estimate reaches the extractor; the critics never step
             assert "train_w_fg" in wd.history[-1] and not wd.critic_optimizer_.state
@@ -499,3 +512,28 @@ def test_sliced_estimate_trains_no_critic_and_takes_the_background_out_of_the_fo
     assert reports["none"].bg_from_fg >= 0.9  # measured 0.96
     assert reports["sliced"].bg_from_fg <= 0.7  # measured 0.56
     assert reports["sliced"].fg_from_fg >= 0.75 and reports["sliced"].bg_from_bg >= 0.95
+
+
+def test_default_takes_both_labels_across_the_split_to_chance():
+    """The default (whitened sliced W2^2, batch 256, lr 0.01) against ``critic_steps=0`` on shapes over tints.
+
+    1,000 diverse images (every shape on every tint), 60 epochs; linear probes
+    fit on the training latents, scored on the held-out test split (chance
+    0.33 for either label). Measured at seed 0: bg <- z_fg 0.47 and
+    fg <- z_bg 0.42 with the default, 1.00 and 0.99 with untrained critics
+    (``critic="trained", critic_steps=0``), the direct probes 1.00. The
+    benchmark's 2,000 images reach 0.40 / 0.39 on three seeds (user guide);
+    the earlier default (trained critics, batch 64, 8 epochs) gave 0.95 / 0.66
+    there.
+    """
+    data = make_shapes_on_tints(1000, 10, 10, 300, image_size=16, random_state=0)
+    reports = {}
+    for name, params in (("default", {}), ("none", {"critic": "trained", "critic_steps": 0})):
+        wd = WassersteinDisentangler(max_epochs=60, extractor_params={"width": 16}, random_state=0, **params)
+        wd.fit(data.diverse.X, data.diverse.labels)
+        reports[name] = wd.disentanglement_report(
+            data.diverse.X, data.diverse.labels, X_test=data.test.X, y_test=data.test.labels
+        )
+    assert reports["none"].bg_from_fg >= 0.95 and reports["none"].fg_from_bg >= 0.95  # measured 1.00, 0.99
+    assert reports["default"].bg_from_fg <= 0.55 and reports["default"].fg_from_bg <= 0.5  # measured 0.47, 0.42
+    assert reports["default"].fg_from_fg >= 0.95 and reports["default"].bg_from_bg >= 0.95  # measured 1.00, 1.00

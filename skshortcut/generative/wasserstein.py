@@ -1,19 +1,12 @@
 """``WassersteinDisentangler``: foreground and background features that carry no information about each other.
 
 Kattakinda, Levine and Feizi, *Invariant Learning via Diffusion Dreamed
-Distribution Shifts* (D3S), section 5. A feature extractor ``h`` maps an image
-to ``z = (z_fg, z_bg)``; linear heads ``w_fg`` and ``w_bg`` predict the
-foreground label from ``z_fg`` and the background label from ``z_bg``; two
-label-conditioned critics estimate the Wasserstein distances between the
-joint distributions ``P(z_fg, l_bg)``, ``P(z_bg, l_fg)`` and the products of
-their marginals (Eqs. 7-8), and the extractor is trained to make both zero
-(Eq. 10), i.e. to make ``z_fg`` independent of the background label and
-``z_bg`` independent of the foreground label (Eq. 5).
-
-This module holds the estimator (skorch training, labels, outputs); the
-networks are in :mod:`._extractor`, the critics and the terms of Eqs. 8-10 in
-:mod:`._critics`, the label columns in :mod:`._two_labels`, the linear
-probes of table 2 in :mod:`._disentanglement_report`.
+Distribution Shifts* (D3S), section 5 (Eqs. 5-10). This module holds the
+estimator (skorch training, labels, outputs); the networks are in
+:mod:`._extractor`, the critics and the terms of Eqs. 8-10 in :mod:`._critics`,
+their closed-form estimate in :mod:`._sliced`, the label columns in
+:mod:`._two_labels`, the linear probes of table 2 in
+:mod:`._disentanglement_report`.
 """
 
 from __future__ import annotations
@@ -35,9 +28,8 @@ from .._torch import is_dataset
 from .._validation import check_same_length
 from .._constraints import Satisfies
 from ..backbones import check_backbone_name
-from ._critics import CONDITIONINGS, critic_objective, critic_updates, extractor_wasserstein, make_critics
-from ._critics import wasserstein_terms
-from ._sliced import extractor_sliced_wasserstein
+from ._critics import CONDITIONINGS, critic_objective, critic_updates, make_critics, wasserstein_terms
+from ._sliced import independence_terms
 from ._disentanglement_report import disentanglement_report as _disentanglement_report
 from ._extractor import DisentanglerModule, build_extractor, split_sizes
 from ._two_labels import UNKNOWN_BACKGROUND, dataset_labels, encode_label_columns, label_columns
@@ -60,9 +52,8 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
     ``w_fg`` and ``w_bg`` learn the foreground label from ``z_fg`` and the
     background label from ``z_bg`` by cross-entropy. Two critics, label
     conditioned MLPs (:class:`~skshortcut.generative._critics.ProjectionCritic`
-    by default), estimate the
-    Wasserstein-1 distances of Eq. 7 in their Kantorovich-Rubinstein dual form
-    (Eq. 8):
+    by default), estimate the Wasserstein-1 distances of Eq. 7 in their
+    Kantorovich-Rubinstein dual form (Eq. 8):
 
     * ``D_fg(z_fg, l_bg)`` between ``P(z_fg, l_bg)`` and ``P(z_fg) P(l_bg)``;
     * ``D_bg(z_bg, l_fg)`` between ``P(z_bg, l_fg)`` and ``P(z_bg) P(l_fg)``.
@@ -71,20 +62,27 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
     labels shuffled within the batch. Each critic minimises Eq. 9,
     ``E_prod[D] - E_joint[D] + lambda_gp (||grad_z D(z~, l~)|| - 1)^2`` at
     random interpolates of a product and a joint sample, on the batch's
-    features standardised (see :func:`wasserstein_terms`: why the penalty
-    leaves the label out and why the features are standardised); the extractor and the heads minimise Eq. 10,
+    features standardised (:func:`wasserstein_terms` says why); the
+    extractor and the heads minimise Eq. 10,
     ``(E_joint[D_fg] - E_prod[D_fg]) + (E_joint[D_bg] - E_prod[D_bg]) +
     alpha (CE(w_fg z_fg, l_fg) + CE(w_bg z_bg, l_bg))`` (the paper prints the
     cross-entropy terms with a minus sign; they are minimised, and Eq. 10
     shows only the foreground critic while the text trains both).
 
-    Training alternates: in every batch, ``critic_steps`` critic updates on
-    the batch's (fixed) features, each with a fresh shuffle and fresh
-    interpolates, then one update of the extractor and heads against the
-    updated critics. During the first ``warmup_epochs`` the extractor update
-    uses the cross-entropy terms alone, while the critics already learn, so
-    that they are trained when the Wasserstein terms start. Both updates use
-    Adam with ``betas=(0, 0.9)``.
+    By default (``critic="sliced"``) the two distances are instead computed in
+    closed form on every batch, without critics:
+    ``sum_l p(l) SW_2^2(P(z | l), P(z))`` on the batch's features whitened
+    (:func:`~skshortcut.generative._sliced.sliced_wasserstein`), which takes
+    both cross probes to chance where the trained critics do not (user
+    guide). ``critic="trained", batch_size=64, lr=1e-3`` gives the paper's
+    critics and schedule.
+
+    With ``critic="trained"``, training alternates: in every batch,
+    ``critic_steps`` critic updates on the batch's (fixed) features, each with
+    a fresh shuffle and fresh interpolates, then one update of the extractor
+    and heads. During the first ``warmup_epochs`` the extractor update uses
+    the cross-entropy terms alone, while the critics already learn. Both
+    updates use Adam with ``betas=(0, 0.9)``.
 
     A background label of ``-1`` means unknown: such a sample (the paper mixes
     in ImageNet images, which have none) skips the background cross-entropy
@@ -113,7 +111,7 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
     lambda_gp : float, default=10.0
         Gradient-penalty weight ``lambda`` of Eq. 9.
     critic_steps : int, default=5
-        Critic updates per extractor update.
+        Critic updates per extractor update (``critic="trained"``).
     warmup_epochs : int, default=1
         Epochs at the start of training that update the extractor and heads by
         cross-entropy alone (the critics learn meanwhile).
@@ -122,10 +120,17 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         one-hot label (projection), or the label's embedding concatenated to
         the features (:class:`~skshortcut.nets.Critic`, the authors' critic,
         which learns far slower; see the user guide).
-    critic : {"trained", "sliced"}, default="trained"
-        The Wasserstein terms from the trained critics (Eqs. 8-9), or in closed
-        form per batch (:func:`~skshortcut.generative._sliced.sliced_wasserstein`;
-        no critic is trained, ``critic_steps`` is unused).
+    critic : {"sliced", "trained"}, default="sliced"
+        The Wasserstein terms in closed form per batch
+        (:func:`~skshortcut.generative._sliced.sliced_wasserstein`; no critic
+        is trained, ``critic_steps`` is unused), or from the paper's trained
+        critics (Eqs. 8-9).
+    sliced_whiten : bool, default=True
+        The sliced estimate on the batch's features whitened (``False``:
+        standardised, the estimate before whitening was added).
+    sliced_power : float >= 1, default=2
+        Order ``p`` of the sliced estimate's 1-D distances (``W_p^p``; ``1``:
+        Wasserstein-1, as the critics estimate).
     critic_hidden : int, optional
         Width of the critics' first hidden layer (each further layer halves
         it); default: the input size rounded up to a power of two, 16 to 512.
@@ -134,8 +139,9 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
     critic_negative_slope : float, default=0.1
         LeakyReLU slope of the critics.
     critic_lr : float or None, default=0.01
-        Learning rate of the critics (``None``: ``lr``). Ten times the
-        extractor's, so that the critics keep up with the features they judge.
+        Learning rate of the critics (``None``: ``lr``); with ``lr=1e-3`` ten
+        times the extractor's, so that the critics keep up with the features
+        they judge.
     betas : tuple of float, default=(0.0, 0.9)
         Adam's betas for both optimisers (the paper's ``beta1 = 0, beta2 = 0.9``).
     transform_part : {"fg", "bg", "both"}, default="fg"
@@ -150,12 +156,15 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
     optimizer : torch optimizer class, default=torch.optim.Adam
         Used for the extractor and heads (``optimizer__*``) and the critics
         (``critic_optimizer__*``).
-    lr : float, default=1e-3
+    lr : float, default=0.01
+        Learning rate of the extractor and heads (``1e-3`` with the trained
+        critics, whose ``critic_lr`` is then ten times it).
     max_epochs : int, default=20
-    batch_size : int, default=64
-        Samples per optimisation step (the paper's batch size) and per
-        inference batch of :meth:`transform` and the predictions; ``-1``: all
-        at once.
+    batch_size : int, default=256
+        Samples per optimisation step and per inference batch of
+        :meth:`transform` and the predictions; ``-1``: all at once. Larger than
+        the paper's 64, so that each label has enough samples in a batch for
+        its distribution to be compared (user guide).
     train_split : callable or None, default=None
         A skorch ``train_split``; ``None`` trains on all the data.
     callbacks : list, optional
@@ -221,6 +230,8 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "critic_conditioning": [StrOptions(set(CONDITIONINGS))],
         "critic": [StrOptions({"trained", "sliced"})],
+        "sliced_whiten": ["boolean"],
+        "sliced_power": [Interval(Real, 1, None, closed="left")],
         "critic_hidden": [Interval(Integral, 1, None, closed="left"), None],
         "critic_layers": [Interval(Integral, 1, None, closed="left")],
         "critic_negative_slope": [Interval(Real, 0, 1, closed="left")],
@@ -242,7 +253,9 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         critic_steps=5,
         warmup_epochs=1,
         critic_conditioning="projection",
-        critic="trained",
+        critic="sliced",
+        sliced_whiten=True,
+        sliced_power=2.0,
         critic_hidden=None,
         critic_layers=3,
         critic_negative_slope=0.1,
@@ -253,9 +266,9 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         extractor_params=None,
         criterion=torch.nn.CrossEntropyLoss,
         optimizer=torch.optim.Adam,
-        lr=1e-3,
+        lr=0.01,
         max_epochs=20,
-        batch_size=64,
+        batch_size=256,
         train_split=None,
         callbacks=None,
         device="auto",
@@ -285,6 +298,8 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         self.warmup_epochs = warmup_epochs
         self.critic_conditioning = critic_conditioning
         self.critic = critic
+        self.sliced_whiten = sliced_whiten
+        self.sliced_power = sliced_power
         self.critic_hidden = critic_hidden
         self.critic_layers = critic_layers
         self.critic_negative_slope = critic_negative_slope
@@ -330,14 +345,8 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         self.n_features_, self.n_foreground_features_, self.n_background_features_ = n_features, n_fg, n_bg
         self.module_ = DisentanglerModule(extractor, n_features, n_bg, self.n_classes_, self.n_background_classes_)
         self.critic_ = make_critics(
-            n_fg,
-            n_bg,
-            self.n_classes_,
-            self.n_background_classes_,
-            conditioning=self.critic_conditioning,
-            hidden_features=self.critic_hidden,
-            n_layers=self.critic_layers,
-            negative_slope=self.critic_negative_slope,
+            n_fg, n_bg, self.n_classes_, self.n_background_classes_, conditioning=self.critic_conditioning,
+            hidden_features=self.critic_hidden, n_layers=self.critic_layers, negative_slope=self.critic_negative_slope,
         )
         return self
 
@@ -370,9 +379,7 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         self.history.record_batch(f"{prefix}_ce_fg", ce_fg.item())
         self.history.record_batch(f"{prefix}_ce_bg", ce_bg.item())
         if not self._in_warmup():
-            estimate = extractor_sliced_wasserstein if self.critic == "sliced" else extractor_wasserstein
-            args = self.module_.split(z) if self.critic == "sliced" else (self.critic_, *self.module_.split(z))
-            for name, w in estimate(*args, y_true).items():
+            for name, w in independence_terms(self, *self.module_.split(z), y_true).items():
                 loss = loss + w
                 self.history.record_batch(f"{prefix}_{name}", w.item())
         return loss
@@ -395,12 +402,8 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin,
         self.optimizer_.zero_grad()
         loss = self.get_loss(y_pred, y_true, X=Xi, training=True)
         loss.backward()
-        self.notify(
-            "on_grad_computed",
-            named_parameters=TeeGenerator(self.module_.named_parameters()),
-            batch=batch,
-            training=True,
-        )
+        self.notify("on_grad_computed", named_parameters=TeeGenerator(self.module_.named_parameters()), batch=batch,
+                    training=True)
         self.optimizer_.step()
         return {"loss": loss, "y_pred": y_pred}
 
