@@ -25,11 +25,12 @@ from torchvision.models import WeightsEnum
 
 from ._skorch import SKORCH_CONSTRAINTS, ShortcutNet, training_callbacks
 from ._torch import _seed_from
+from .augment import Augmented, training_transform
 from .backbones import check_backbone_name
 from .base_model import find_last_layer, module_device
 from .nets import build_classifier
 
-__all__ = ["ERMClassifier", "RECIPES", "crop_flip"]
+__all__ = ["ERMClassifier", "RECIPES"]
 
 #: The training recipes, by name. ``"scratch"`` is the package's default for a
 #: network trained from scratch. ``"finetune"`` is the DFR authors' ERM recipe
@@ -48,44 +49,6 @@ RECIPES = {
     "head_only": {"optimizer": torch.optim.SGD, "lr": 3e-3, "batch_size": 32, "momentum": 0.9,
                   "weight_decay": 1e-4, "augment": False, "lr_schedule": "cosine", "freeze_backbone": True},
 }
-
-
-def crop_flip(image_size):
-    """The DFR authors' training augmentation: random resized crop and horizontal flip.
-
-    ``RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(3/4, 4/3))`` then
-    ``RandomHorizontalFlip()`` (``AugWaterbirdsCelebATransform`` of the DFR
-    authors' code, ``data/data_transforms.py``), on one image tensor
-    ``(channels, height, width)``, cropped back to its own size.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skshortcut.erm import crop_flip
-    >>> crop_flip((16, 16))(torch.rand(3, 16, 16)).shape
-    torch.Size([3, 16, 16])
-    """
-    from torchvision.transforms import v2
-
-    return v2.Compose([
-        v2.RandomResizedCrop(tuple(image_size), scale=(0.7, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
-        v2.RandomHorizontalFlip(),
-    ])
-
-
-class _Augmented(torch.utils.data.Dataset):
-    """The training items of ``dataset`` with ``transform`` applied to their image."""
-
-    def __init__(self, dataset, transform):
-        self.dataset = dataset
-        self.transform = transform
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        x, *rest = self.dataset[i]
-        return (self.transform(torch.as_tensor(np.asarray(x))), *rest)
 
 
 _DEFAULTS = {"optimizer": torch.optim.AdamW, "lr": 1e-3, "batch_size": 128}
@@ -135,9 +98,10 @@ class ERMClassifier(ShortcutNet, NeuralNetClassifier):
     weight_decay : float, optional
         ``optimizer__weight_decay``; ``None``: the recipe's (or the
         optimizer's own default).
-    augment : "crop_flip", callable, False or None, default=None
+    augment : "crop_flip", "shift", callable, False or None, default=None
         Augmentation of the training batches only (never validation or
-        prediction): ``"crop_flip"`` is :func:`crop_flip`; a callable maps one
+        prediction): ``"crop_flip"`` is :func:`~skshortcut.augment.crop_flip`,
+        ``"shift"`` :class:`~skshortcut.augment.RandomShift`; a callable maps one
         image tensor ``(channels, height, width)`` to another; ``False``
         none; ``None`` the recipe's.
     lr_schedule : {"constant", "cosine"} or None, default=None
@@ -208,7 +172,7 @@ class ERMClassifier(ShortcutNet, NeuralNetClassifier):
         "recipe": [StrOptions(set(RECIPES)), None],
         "momentum": [Interval(Real, 0, 1, closed="both"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left"), None],
-        "augment": [StrOptions({"crop_flip"}), callable, Options(bool, {False}), None],
+        "augment": [StrOptions({"crop_flip", "shift"}), callable, Options(bool, {False}), None],
         "lr_schedule": [StrOptions({"constant", "cosine"}), None],
         "freeze_backbone": ["boolean", None],
         "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
@@ -371,8 +335,7 @@ class ERMClassifier(ShortcutNet, NeuralNetClassifier):
             kwargs["batch_size"] = len(dataset)
         augment = recipe["augment"]
         if training and augment is not False:
-            transform = crop_flip(self.input_shape_[1:]) if augment == "crop_flip" else augment
-            dataset = _Augmented(dataset, transform)
+            dataset = Augmented(dataset, training_transform(augment, self.input_shape_[1:]))
         return iterator(dataset, **kwargs)
 
     def get_split_datasets(self, X, y=None, **fit_params):

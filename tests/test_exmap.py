@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from torch.utils.data import TensorDataset
 
 from skshortcut import DFRRetrainer, ERMClassifier, ExMapGrouper, GroupedData, worst_group_scorer
-from skshortcut.grouping.exmap import RandomShift
+from skshortcut.augment import RandomShift
 from skshortcut.nets import SmallCNN
 
 
@@ -409,8 +409,8 @@ def test_cross_fitted_heatmaps_come_from_models_that_did_not_see_the_sample(tiny
 
     for (train, test), fold_model in zip(grouper.cv_splits_, grouper.cv_estimators_):
         # the fold model is exactly an ERM model trained on the training part only: refit it and compare
-        assert fold_model.augment == RandomShift()  # the grouper's default augment="shift"
-        refit = ERMClassifier(augment=RandomShift(), device="cpu", random_state=fold_model.random_state).fit(
+        assert fold_model.augment == "shift"  # the grouper's default
+        refit = ERMClassifier(augment="shift", device="cpu", random_state=fold_model.random_state).fit(
             X[train], y[train])
         for a, b in zip(refit.module_.state_dict().values(), fold_model.module_.state_dict().values()):
             torch.testing.assert_close(a, b)
@@ -528,7 +528,7 @@ def test_the_grouper_trains_its_own_base_model_on_shifted_images_unless_told_not
     X, y = tiny_images
     params = dict(clustering="kmeans", n_clusters=2, device="cpu", random_state=0)
     shifted = ExMapGrouper(**params).fit(X, y)
-    assert shifted.estimator_.augment == RandomShift()
+    assert shifted.estimator_.augment == "shift"
     plain = ExMapGrouper(augment=False, **params).fit(X, y)
     assert plain.estimator_.augment is False
     # augment=False: the library's default ERM, same seed

@@ -7,7 +7,8 @@ from sklearn.base import clone
 from skorch.callbacks import LRScheduler
 
 from skshortcut import ERMClassifier
-from skshortcut.erm import RECIPES, crop_flip
+from skshortcut.augment import crop_flip
+from skshortcut.erm import RECIPES
 
 
 @pytest.fixture
@@ -96,9 +97,9 @@ def test_finetune_recipe_sets_sgd_momentum_and_the_dfr_settings(images):
     # the cosine schedule ran: the learning rate after 2 of 2 epochs is annealed to 0
     assert group["lr"] == pytest.approx(0.0, abs=1e-12)
     train_loader = clf.get_iterator(clf.get_dataset(X, clf.label_encoder_.transform(y)), training=True)
-    assert train_loader.batch_size == 32 and type(train_loader.dataset).__name__ == "_Augmented"
+    assert train_loader.batch_size == 32 and type(train_loader.dataset).__name__ == "Augmented"
     valid_loader = clf.get_iterator(clf.get_dataset(X, clf.label_encoder_.transform(y)), training=False)
-    assert type(valid_loader.dataset).__name__ != "_Augmented"
+    assert type(valid_loader.dataset).__name__ != "Augmented"
 
 
 def test_parameters_the_user_sets_win_over_the_recipe(images):

@@ -19,52 +19,7 @@ from ..explain import METHODS, attribute
 from ._base import BaseGrouper
 from ._cross_fit import CrossFittedModel, check_cv_splits, out_of_fold
 
-__all__ = ["ExMapGrouper", "RandomShift"]
-
-
-class RandomShift:
-    """Random translation of a training image by up to ``fraction`` of its side, edges repeated.
-
-    The image is padded by ``max(1, round(fraction * side))`` pixels on every
-    side, its border pixels repeated, and a crop of its own size taken at a
-    uniformly random offset (the translation augmentation of CIFAR-10 training,
-    4 pixels on 32, at ``fraction=1/8``). :class:`ExMapGrouper` trains the
-    base models it fits itself with it, so that they do not memorise the
-    images they then explain.
-
-    Parameters
-    ----------
-    fraction : float, default=0.125
-        The largest shift, as a fraction of the image's height and width.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skshortcut.grouping.exmap import RandomShift
-    >>> image = torch.rand(3, 16, 16)
-    >>> shifted = RandomShift()(image)
-    >>> shifted.shape
-    torch.Size([3, 16, 16])
-    """
-
-    def __init__(self, fraction=0.125):
-        self.fraction = fraction
-
-    def __call__(self, image):
-        from torchvision.transforms import v2
-
-        h, w = image.shape[-2:]
-        pad = [max(1, round(self.fraction * w)), max(1, round(self.fraction * h))]  # left/right, top/bottom
-        return v2.RandomCrop((h, w), padding=pad, padding_mode="edge")(image)
-
-    def __repr__(self):
-        return f"RandomShift(fraction={self.fraction!r})"
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.fraction == self.fraction
-
-    def __hash__(self):
-        return hash((type(self), self.fraction))
+__all__ = ["ExMapGrouper"]
 
 
 def _is_size_pair(val) -> bool:
@@ -112,7 +67,7 @@ class ExMapGrouper(BaseGrouper):
     images, and a head retrained on such embeddings learns the memorised
     features too. By default (``augment="shift"``) that model is therefore
     trained on randomly shifted images
-    (:class:`~skshortcut.grouping.exmap.RandomShift`, up to 1/8 of the side,
+    (:class:`~skshortcut.augment.RandomShift`, up to 1/8 of the side,
     another offset of each image every epoch): on the images it was fit on
     it stays about as wrong on the minority groups as on new ones (the user
     guide's table). ``augment=False`` trains it on the images as they are.
@@ -162,14 +117,17 @@ class ExMapGrouper(BaseGrouper):
         iterable of ``(train, test)`` index pairs must give test parts that
         partition the samples, and every training part must hold every
         class. Ignored when ``estimator`` is given.
-    augment : "shift", False or callable, default="shift"
+    augment : "shift", "crop_flip", False or callable, default="shift"
         With ``estimator=None``: the augmentation of the training images of
-        the ERM model(s) the grouper fits (``ERMClassifier(augment=...)``;
-        heatmaps and embeddings are always of the images as given).
-        ``"shift"``: :class:`~skshortcut.grouping.exmap.RandomShift` (a random translation by up to 1/8
-        of the height and width, edges repeated); ``False``: none; a
-        callable maps one image tensor ``(channels, height, width)`` to
-        another. Ignored when ``estimator`` is given.
+        the ERM model(s) the grouper fits, passed on as
+        ``ERMClassifier(augment=...)`` (heatmaps and embeddings are always
+        of the images as given). ``"shift"``:
+        :class:`~skshortcut.augment.RandomShift` (a random translation by up
+        to 1/8 of the height and width, edges repeated); ``"crop_flip"``:
+        :func:`~skshortcut.augment.crop_flip` (it breaks dominoes, whose
+        label sits in one half of the image); ``False``: none; a callable
+        maps one image tensor ``(channels, height, width)`` to another.
+        Ignored when ``estimator`` is given.
     method : {"lrp", "xgradcam", "gradcam", "integrated_gradients", "saliency"}, default="lrp"
         The attribution method (:func:`skshortcut.explain.attribute`).
     method_params : dict, optional
@@ -297,7 +255,7 @@ class ExMapGrouper(BaseGrouper):
     _parameter_constraints: dict = {
         **BaseGrouper._parameter_constraints,
         "cv": ["cv_object"],
-        "augment": [StrOptions({"shift"}), callable, Options(bool, {False})],
+        "augment": [StrOptions({"shift", "crop_flip"}), callable, Options(bool, {False})],
         "method": [StrOptions(set(METHODS))],
         "method_params": [None, dict],
         "heatmap_size": [
@@ -334,8 +292,7 @@ class ExMapGrouper(BaseGrouper):
         """The base model the grouper trains itself (``estimator=None``): ERM, with ``augment``."""
         from ..erm import ERMClassifier
 
-        augment = RandomShift() if self.augment == "shift" else self.augment
-        erm = ERMClassifier(augment=augment, device=self.device, random_state=seed, verbose=self.verbose).fit(X, y)
+        erm = ERMClassifier(augment=self.augment, device=self.device, random_state=seed, verbose=self.verbose).fit(X, y)
         return as_base_model(erm, X, head=self.head, device=self.device), erm
 
     def _resolve_base_model(self, X, y, seed):
