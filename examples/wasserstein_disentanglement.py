@@ -52,7 +52,7 @@ def probe_accuracy(Z_train, y_train, Z_test, y_test):
 
 
 # 2. the disentangler, trained on the diverse data (Eqs. 8-10) -------------------------------
-wd = WassersteinDisentangler(max_epochs=8, extractor_params={"width": 16}, random_state=0, device="cpu")
+wd = WassersteinDisentangler(max_epochs=40, extractor_params={"width": 16}, random_state=0, device="cpu")
 wd.fit(diverse.X, diverse.labels)
 table2 = wd.disentanglement_report(diverse.X, diverse.labels, X_test=test.X, y_test=test.labels)
 print("\nprobes trained on the diverse set (table 2):")
