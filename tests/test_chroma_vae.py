@@ -20,6 +20,7 @@ from torch import nn
 
 from skshortcut import ChromaVAEClassifier
 from skshortcut.generative._chroma_vae_module import kl_standard_normal
+from skshortcut.generative._chroma_vae_schedule import resolve_epochs
 from skshortcut.generative.chroma_vae import ChromaVAEModule, default_n_down, latent_split
 from skshortcut.nets import ConvDecoder, ConvEncoder
 
@@ -123,7 +124,11 @@ def test_n_steps_trains_a_small_data_set_as_long_as_a_large_one(data):
     np.testing.assert_allclose(half.history[:, "beta"], [10.0, 5.5, 1.0, 1.0])
     # a set max_epochs wins, whatever the data size
     assert ChromaVAEClassifier(**{**params, "max_epochs": 3}).fit(X[:32], y[:32]).n_epochs_ == 3
-    assert ChromaVAEClassifier().max_epochs is None and ChromaVAEClassifier().n_steps == 960
+    # the default: 1,920 steps, 60 epochs of 4,000 images at the default batch size (960, the former
+    # default, left colour in z2: benchmarks/data_size_chroma_vae.py)
+    default = ChromaVAEClassifier()
+    assert default.max_epochs is None and default.n_steps == 1920
+    assert resolve_epochs(None, default.n_steps, 4000, default.batch_size) == 60
 
 
 def test_z1_input_sample_feeds_the_z1_classifier_the_drawn_z1():

@@ -11,7 +11,7 @@ from .core import register_dataset, register_method
 from .datasets import ERM_PARAMS, _n
 
 #: Chroma-VAE settings of the benchmark (see docs/user_guide/chroma_vae.rst); the length of training
-#: is the estimator's default, 960 optimisation steps (30 epochs of the 4,000 training images, more
+#: is the estimator's default, 1,920 optimisation steps (60 epochs of the 4,000 training images, more
 #: epochs at a smaller ``--scale``).
 CHROMA_VAE_PARAMS = {"dim_z": 32, "z_p": 0.25}
 

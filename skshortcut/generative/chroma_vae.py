@@ -134,11 +134,13 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
     lr : float, default=1e-3
     max_epochs : int or None, default=None
         Epochs of the VAE classifier; ``None``: as many as ``n_steps`` takes.
-    n_steps : int, default=960
+    n_steps : int, default=1920
         Optimisation steps of the VAE classifier when ``max_epochs`` is None,
-        in whole epochs of ``ceil(N / batch_size)`` steps (960: 30 epochs of
+        in whole epochs of ``ceil(N / batch_size)`` steps (1920: 60 epochs of
         4,000 images), so that a small data set is trained as long as a
-        large one; the epochs used are ``n_epochs_``.
+        large one; the epochs used are ``n_epochs_``. After the warm-up the
+        KL term slowly removes ``z2``'s copy of the shortcut; 960 steps stop
+        before it is gone (see the guide's data-size table).
     batch_size : int, default=128
         Samples per optimisation step and per inference batch (:meth:`transform`,
         :meth:`predict` and the diagnostics); ``-1``: all samples at once.
@@ -242,7 +244,7 @@ class ChromaVAEClassifier(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, Tra
         optimizer=torch.optim.Adam,
         lr=1e-3,
         max_epochs=None,
-        n_steps=960,
+        n_steps=1920,
         batch_size=128,
         train_split=None,
         callbacks=None,
