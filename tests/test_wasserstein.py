@@ -125,6 +125,25 @@ def test_clone_pickle_and_seeding(toy):
     np.testing.assert_allclose(restored.transform(X), a, rtol=1e-5, atol=1e-6)
 
 
+def test_score_takes_the_two_label_columns_fit_takes_so_model_selection_scores_every_fold(toy):
+    from sklearn.model_selection import GridSearchCV, KFold, cross_validate
+
+    X, Y = toy
+    wd = WassersteinDisentangler(**FAST).fit(X, Y)
+    accuracy = np.mean(wd.predict(X) == Y[:, 0])
+    assert wd.score(X, Y) == pytest.approx(accuracy)  # the foreground column; unknown backgrounds ignored
+    assert wd.score(X, Y[:, 0]) == pytest.approx(accuracy)
+    weights = np.r_[np.ones(48), np.zeros(48)]
+    assert wd.score(X, Y, sample_weight=weights) == pytest.approx(np.mean(wd.predict(X[:48]) == Y[:48, 0]))
+    with pytest.raises(ValueError, match="two columns .* or one"):
+        wd.score(X, np.c_[Y, Y])
+    folds = KFold(2, shuffle=True, random_state=0)  # an int cv stratifies, which two label columns do not allow
+    scores = cross_validate(WassersteinDisentangler(**FAST), X, Y, cv=folds)["test_score"]
+    assert np.isfinite(scores).all()  # ClassifierMixin.score compared one column with two: NaN
+    search = GridSearchCV(WassersteinDisentangler(**FAST), {"critic": ["sliced", "trained"]}, cv=folds).fit(X, Y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
 def test_works_in_a_pipeline_with_the_part_as_a_parameter(toy):
     X, Y = toy
     pipe = Pipeline([("wd", WassersteinDisentangler(**FAST, transform_part="bg")), ("pca", PCA(2))])

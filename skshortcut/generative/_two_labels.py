@@ -11,7 +11,10 @@ import numpy as np
 
 from .._validation import check_labels
 
-__all__ = ["UNKNOWN_BACKGROUND", "label_columns", "dataset_labels", "label_values", "encode_label_columns"]
+__all__ = [
+    "UNKNOWN_BACKGROUND", "label_columns", "dataset_labels", "label_values", "encode_label_columns",
+    "ForegroundScoreMixin",
+]
 
 #: Background label meaning "unknown": such samples skip every term that uses
 #: the background label (the paper's ImageNet images, section 5).
@@ -133,3 +136,29 @@ def encode_label_columns(net, Y, known):
     Y_enc[known, 1] = bg_known
     Y_enc[:, 0] = net._encode_labels(label_values(Y[:, 0]), name="y[:, 0] (foreground)")
     return Y_enc
+
+
+class ForegroundScoreMixin:
+    """``score(X, y)``: foreground accuracy, with ``y`` as ``fit`` takes it (two columns) or the foreground alone.
+
+    scikit-learn's ``ClassifierMixin.score`` compares ``predict(X)`` (one
+    column) with all of ``y``, which fails on the two label columns that
+    ``fit`` takes, so ``GridSearchCV`` and ``cross_validate`` would score
+    every fold NaN. Here the first column is scored; the background, known
+    or not, is ignored.
+    """
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of :meth:`predict` on the foreground labels: ``y[:, 0]``, or ``y`` if 1-D."""
+        from sklearn.metrics import accuracy_score
+
+        if hasattr(y, "detach"):
+            y = y.detach().cpu().numpy()
+        Y = np.asarray(y)
+        if Y.ndim == 2 and Y.shape[1] == 2:
+            Y = Y[:, 0]
+        elif Y.ndim != 1:
+            raise ValueError(
+                f"`y` must have two columns (foreground, background) or one (foreground); got shape {Y.shape}."
+            )
+        return accuracy_score(label_values(Y), self.predict(X), sample_weight=sample_weight)

@@ -32,7 +32,9 @@ from ._critics import CONDITIONINGS, critic_objective, critic_updates, make_crit
 from ._sliced import independence_terms
 from ._disentanglement_report import disentanglement_report as _disentanglement_report
 from ._extractor import DisentanglerModule, build_extractor, split_sizes
-from ._two_labels import UNKNOWN_BACKGROUND, dataset_labels, encode_label_columns, label_columns
+from ._two_labels import (
+    UNKNOWN_BACKGROUND, ForegroundScoreMixin, dataset_labels, encode_label_columns, label_columns,
+)
 
 __all__ = ["WassersteinDisentangler", "DisentanglerModule", "wasserstein_terms", "UNKNOWN_BACKGROUND"]
 
@@ -44,7 +46,8 @@ def _is_betas(value):
     return len(value) == 2 and all(isinstance(b, Real) and not isinstance(b, bool) and 0 <= b < 1 for b in value)
 
 
-class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ClassifierMixin, TransformerMixin, NeuralNet):
+class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ForegroundScoreMixin, ClassifierMixin, TransformerMixin,
+                              NeuralNet):
     """Wasserstein disentanglement of foreground and background features (D3S, section 5).
 
     A feature extractor ``h`` maps an image ``x`` to ``z = (z_fg, z_bg)``
