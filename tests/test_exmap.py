@@ -19,7 +19,6 @@ from sklearn.utils._param_validation import InvalidParameterError
 from torch.utils.data import TensorDataset
 
 from skshortcut import DFRRetrainer, ERMClassifier, ExMapGrouper, GroupedData, worst_group_scorer
-from skshortcut.augment import RandomShift
 from skshortcut.nets import SmallCNN
 
 
@@ -498,28 +497,6 @@ def test_bad_cv_is_refused_naming_it(tiny_images):
         with pytest.warns(UserWarning, match="least populated class"), \
                 pytest.raises(ValueError, match=r"fold \d of `cv` holds no sample of class\(es\) \[2\]"):
             ExMapGrouper(cv=3, **params).fit(X, lonely)
-
-
-def test_random_shift_translates_by_at_most_an_eighth_of_the_side_with_repeated_edges():
-    image = torch.arange(3 * 16 * 20, dtype=torch.float32).reshape(3, 16, 20)
-    padded = torch.nn.functional.pad(image[None], (2, 2, 2, 2), mode="replicate")[0]  # 16 / 8 = 2, 20 / 8 = 2.5 -> 2
-    torch.manual_seed(0)
-    offsets = set()
-    for _ in range(200):
-        out = RandomShift()(image)
-        assert out.shape == image.shape
-        # the output is a window of the edge-padded image
-        found = [(i, j) for i in range(5) for j in range(5) if torch.equal(padded[:, i:i + 16, j:j + 20], out)]
-        assert found
-        offsets.add(found[0])
-    assert len(offsets) == 25  # every shift up to 2 pixels in either direction occurs
-    small = torch.rand(1, 4, 4)
-    assert torch.equal(torch.nn.functional.pad(small[None], (1, 1, 1, 1), mode="replicate")[0][:, 1:5, 1:5], small)
-    assert RandomShift(0.25) == RandomShift(0.25) != RandomShift() and "0.25" in repr(RandomShift(0.25))
-    torch.manual_seed(3)
-    a = RandomShift()(image)
-    torch.manual_seed(3)
-    assert torch.equal(a, RandomShift()(image))  # drawn from torch's generator, which the ERM fit seeds
 
 
 def test_the_grouper_trains_its_own_base_model_on_shifted_images_unless_told_not_to(tiny_images):

@@ -130,7 +130,7 @@ class WassersteinDisentangler(ShortcutNet, LatentFeaturesMixin, ForegroundScoreM
         critics (Eqs. 8-9).
     sliced_whiten : bool, default=True
         The sliced estimate on the batch's features whitened (``False``:
-        standardised, the estimate before whitening was added).
+        standardised only).
     sliced_power : float >= 1, default=2
         Order ``p`` of the sliced estimate's 1-D distances (``W_p^p``; ``1``:
         Wasserstein-1, as the critics estimate).
